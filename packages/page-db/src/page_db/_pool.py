@@ -1,0 +1,318 @@
+"""The buffer pool: frames, pins, dirty tracking, page guards and the ``extra`` slot.
+
+Theory of operation
+-------------------
+A frame is a fixed ``bytearray`` of one page (header included) plus bookkeeping: the
+logical page it holds, a pin count, a dirty flag and ``extra`` — an object the layer
+above may hang on the frame (its decoded node), dropped whenever the page is opened for
+writing or leaves the pool. Frames are created lazily up to ``capacity``; after that a
+miss evicts the victim the replacement policy picks among unpinned frames, writing it back
+first if it is dirty. If every frame is pinned the miss raises
+:class:`~page_db.errors.PoolExhaustedError` at once: waiting could deadlock a caller that
+holds the pins itself.
+
+Guards. ``with store.read(pid) as page`` pins on entry and unpins on exit; ``page.payload``
+is a read-only ``memoryview`` of the page body. ``store.write(pid)`` does the same with a
+writable view and marks the frame dirty on entry. Views are valid only inside the
+``with`` block: after it the frame may hold another page.
+
+Latching. One lock guards the pool's structures (frame table, pins, policy, allocator)
+and is held for a miss's I/O, which keeps the code simple and is cheap next to Python's
+own costs. Guards do not latch page *contents*: two threads writing one page, or reading a
+page another thread is writing, must be ordered by the layer above (index-db latches its
+tree). The one content guarantee page-db gives is that a checkpoint waits until no write
+guard is open, so it never captures a half-written page.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Any
+
+from . import _layout as L
+from ._replacer import Replacer
+from .errors import PageError, PageUsageError, PoolExhaustedError
+
+__all__ = ["Frame", "BufferPool", "PageReadGuard", "PageWriteGuard"]
+
+_COMPACT_AFTER = 64  # pins taken on one frame before released ones are folded in
+
+
+class Frame:
+    """One page-sized buffer of the pool."""
+
+    __slots__ = ("buf", "dirty", "extra", "index", "page_id", "pins", "reader", "unpins", "writer")
+
+    def __init__(self, index: int, page_size: int, pool: BufferPool):
+        self.index = index
+        self.page_id = 0
+        self.buf = bytearray(page_size)
+        # Pins taken (counted under the pool lock) and pins released by read guards. A
+        # read guard's exit only appends to ``unpins`` — atomic in CPython, so the hot
+        # path skips the lock; the frame is pinned while ``pins != len(unpins)``.
+        self.pins = 0
+        self.unpins: list[None] = []
+        self.dirty = False
+        self.extra: Any = None
+        body = memoryview(self.buf)[L.PAGE_HEADER_SIZE :]
+        # One guard object of each kind per frame: a guard holds no state of its own
+        # beyond its frame, so handing the same object out again costs no allocation.
+        self.reader = PageReadGuard(pool, self, body.toreadonly())
+        self.writer = PageWriteGuard(pool, self, body)
+
+    @property
+    def pinned(self) -> bool:
+        """Whether any guard holds this frame (call with the pool lock held)."""
+        return self.pins != len(self.unpins)
+
+    def compact(self) -> None:
+        """Fold released pins into the count (pool lock held) so ``unpins`` stays short."""
+        released = len(self.unpins)
+        del self.unpins[:released]
+        self.pins -= released
+
+
+class BufferPool(ABC):
+    """Frame table and pinning; the store supplies page loading and write-back."""
+
+    def __init__(self, capacity: int, page_size: int, replacer: Replacer):
+        if capacity < 1:
+            raise PageUsageError(f"pool_pages must be at least 1, got {capacity}")
+        self._capacity = capacity
+        self._page_size = page_size
+        self._replacer = replacer
+        self._touch = replacer.touch
+        self._frames: list[Frame] = []
+        self._empty: list[Frame] = []
+        self._resident: dict[int, Frame] = {}
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._active_writers = 0
+        self._writer_threads: dict[int, int] = {}
+        self._failure: PageError | None = None  # set when closed or poisoned
+        self._hits = self._misses = self._evictions = 0
+
+    # --- supplied by the store -------------------------------------------------------
+    @abstractmethod
+    def _read_page(self, page_id: int, buf: bytearray) -> None:
+        """Fill ``buf`` with the validated page ``page_id`` (lock held)."""
+
+    @abstractmethod
+    def _write_back(self, frame: Frame) -> None:
+        """Write the dirty ``frame`` to a slot the durable checkpoint does not use."""
+
+    # --- frames ----------------------------------------------------------------------
+    def read(self, page_id: int) -> PageReadGuard:
+        """Pin a page for reading: ``with store.read(pid) as page:``.
+
+        Args:
+            page_id: an allocated page id.
+
+        Returns:
+            The page's read guard; ``page.payload`` is a read-only ``memoryview`` valid
+            until the ``with`` block ends, which unpins the page.
+
+        Raises:
+            InvalidPageIdError: ``page_id`` is not allocated.
+            TypeError: ``page_id`` is not an int.
+            CorruptPageError: the page's bytes fail validation when read from the file.
+            PoolExhaustedError: the page is not cached and every frame is pinned.
+            StoreClosedError, StorePoisonedError: the store is closed or poisoned.
+        """
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            frame = self._resident.get(page_id)
+            if frame is None:
+                frame = self._load(page_id)
+            else:
+                self._touch(frame.index)
+                self._hits += 1
+            frame.pins += 1
+            if frame.pins > _COMPACT_AFTER:
+                frame.compact()
+            return frame.reader
+
+    def write(self, page_id: int) -> PageWriteGuard:
+        """Pin a page for writing: ``with store.write(pid) as page:``.
+
+        Marks the page dirty and drops its ``extra`` at once; ``page.payload`` is a
+        writable ``memoryview`` and ``page.lsn`` may be assigned. Args, Returns and
+        Raises as for :meth:`read`.
+        """
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            frame = self._resident.get(page_id)
+            if frame is None:
+                frame = self._load(page_id)
+            else:
+                self._touch(frame.index)
+                self._hits += 1
+            frame.dirty = True
+            frame.extra = None
+            frame.pins += 1
+            self._active_writers += 1
+            ident = threading.get_ident()
+            self._writer_threads[ident] = self._writer_threads.get(ident, 0) + 1
+            return frame.writer
+
+    def _load(self, page_id: int) -> Frame:
+        frame = self._take_frame()
+        try:
+            self._read_page(page_id, frame.buf)
+        except BaseException:
+            self._empty.append(frame)
+            raise
+        self._install(frame, page_id)
+        self._misses += 1
+        return frame
+
+    def _unpin_writer(self, frame: Frame) -> None:
+        with self._lock:
+            frame.pins -= 1
+            self._active_writers -= 1
+            ident = threading.get_ident()
+            left = self._writer_threads[ident] - 1
+            if left:
+                self._writer_threads[ident] = left
+            else:
+                del self._writer_threads[ident]
+            if not self._active_writers:
+                self._cond.notify_all()
+
+    def _take_frame(self) -> Frame:
+        """An empty frame: a never-used one, a released one, or an evicted victim."""
+        if self._empty:
+            return self._empty.pop()
+        if len(self._frames) < self._capacity:
+            frame = Frame(len(self._frames), self._page_size, self)
+            self._frames.append(frame)
+            return frame
+        frames = self._frames
+        index = self._replacer.victim(lambda i: not frames[i].pinned)
+        if index is None:
+            raise PoolExhaustedError(
+                f"all {self._capacity} buffer pool frames are pinned; "
+                "release page guards or open the store with a larger pool_pages"
+            )
+        victim = frames[index]
+        if victim.dirty:
+            self._write_back(victim)
+        self._evictions += 1
+        self._uninstall(victim)
+        return self._empty.pop()
+
+    def _install(self, frame: Frame, page_id: int) -> None:
+        frame.page_id = page_id
+        frame.dirty = False
+        frame.extra = None
+        self._resident[page_id] = frame
+        self._replacer.touch(frame.index)
+
+    def _uninstall(self, frame: Frame) -> None:
+        frame.compact()
+        del self._resident[frame.page_id]
+        self._replacer.remove(frame.index)
+        frame.page_id = 0
+        frame.dirty = False
+        frame.extra = None
+        self._empty.append(frame)
+
+    def _wait_for_writers(self) -> None:
+        """With the lock held: wait until no write guard is open (not one of ours)."""
+        if threading.get_ident() in self._writer_threads:
+            raise PageUsageError("checkpoint() called while this thread holds a write guard")
+        self._cond.wait_for(lambda: self._active_writers == 0)
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+
+class PageReadGuard:
+    """A pinned, read-only view of one page: ``with store.read(pid) as page:``.
+
+    ``store.read`` pins the page and returns its guard; leaving the ``with`` block unpins
+    it. Always use it in a ``with`` statement: a guard that is never exited keeps its
+    frame pinned. The view is valid only inside the block — afterwards the frame may hold
+    another page.
+
+    Attributes:
+        payload: read-only ``memoryview`` of the page body (``page_size - 32`` bytes).
+    """
+
+    __slots__ = ("_frame", "_pool", "payload")
+
+    def __init__(self, pool: BufferPool, frame: Frame, payload: memoryview):
+        self._pool = pool
+        self._frame = frame
+        self.payload = payload
+
+    def __enter__(self) -> PageReadGuard:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._frame.unpins.append(None)
+
+    @property
+    def page_id(self) -> int:
+        """The logical page id."""
+        return self._frame.page_id
+
+    @property
+    def lsn(self) -> int:
+        """The page's LSN: an opaque u64 the layer above stamps (0 if never set)."""
+        return int(L.LSN_STRUCT.unpack_from(self._frame.buf, L.LSN_OFFSET)[0])
+
+    @property
+    def extra(self) -> Any:
+        """The layer above's object for this page (its decoded form), or ``None``.
+
+        Kept with the frame across guards; dropped when the page is opened for writing
+        or leaves the pool.
+        """
+        return self._frame.extra
+
+    @extra.setter
+    def extra(self, value: Any) -> None:
+        self._frame.extra = value
+
+
+class PageWriteGuard(PageReadGuard):
+    """A pinned, writable view of one page: ``with store.write(pid) as page:``.
+
+    ``store.write`` marks the page dirty and drops its ``extra``; the writer may set a new
+    ``extra`` that matches the bytes it leaves behind. Otherwise as :class:`PageReadGuard`.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> PageWriteGuard:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._pool._unpin_writer(self._frame)
+
+    @property
+    def lsn(self) -> int:
+        """The page's LSN; assign to stamp a new one (0 .. 2**64 - 1)."""
+        return int(L.LSN_STRUCT.unpack_from(self._frame.buf, L.LSN_OFFSET)[0])
+
+    @lsn.setter
+    def lsn(self, value: int) -> None:
+        if not 0 <= value < 1 << 64:
+            raise PageUsageError(f"LSN {value} is not a u64")
+        L.LSN_STRUCT.pack_into(self._frame.buf, L.LSN_OFFSET, value)

@@ -1,0 +1,522 @@
+"""PageStore: the public face of page-db, wiring file, pool, allocator and checkpoints.
+
+Theory of operation (shadow paging)
+-----------------------------------
+The layer above addresses *logical* page ids and updates pages in place through guards.
+Underneath, a page table maps each id to a physical *slot*, and a page is never written
+over the copy the last durable checkpoint references:
+
+* A dirty page leaving the pool (eviction, or a checkpoint) goes to its current slot if
+  that slot was written after the last checkpoint (no durable state points there), and
+  otherwise to a fresh slot; the old slot is *released*, but stays untouchable until the
+  next checkpoint is durable, because the durable superblock still references it.
+* ``checkpoint(meta)`` writes every dirty page, the changed page-table pages and the
+  free list (each to fresh slots), fsyncs, then writes the superblock slot
+  ``seq % 2`` with the new roots and ``meta`` and fsyncs again. The second fsync is the
+  commit point; before it, the previous checkpoint is intact, after it, the new one is.
+* Every page written between checkpoints ``S`` and ``S+1`` carries epoch ``S+1`` in its
+  header. Reading a slot the durable checkpoint references demands ``epoch <= S``.
+
+A write or fsync that fails poisons the store (:class:`StorePoisonedError`): the kernel
+may have dropped the data, and only a reopen — back to the last durable checkpoint — tells
+the truth. Reads that fail just raise.
+
+Physical free space is not stored: on open every slot the checkpoint does not reference
+is free. The file grows as needed and never shrinks in format 1.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Literal
+
+from . import _codec
+from . import _layout as L
+from ._fileio import FileIO, MemoryFile, OsFile, fsync_directory
+from ._load import initial_image, load_checkpoint
+from ._pool import BufferPool, Frame
+from ._replacer import Replacer, make_replacer
+from .errors import (
+    CorruptPageError,
+    InvalidPageIdError,
+    PageError,
+    PageUsageError,
+    StoreClosedError,
+    StorePoisonedError,
+)
+
+__all__ = ["PageStore", "DEFAULT_POOL_PAGES"]
+
+DEFAULT_POOL_PAGES = 2048
+_RUN_PAGES = 256  # contiguous pages written with one pwrite during a checkpoint
+ReplacerSpec = Literal["clock", "lru"] | Callable[[int], Replacer]
+
+
+class PageStore(BufferPool):
+    """Checksummed pages in one file, with a buffer pool and atomic checkpoints.
+
+    Create one with :meth:`open`, :meth:`open_file` or :meth:`memory`. Safe to share
+    between threads; see the module docs of ``page_db`` for what guards do and do not latch.
+    """
+
+    def __init__(
+        self,
+        file: FileIO,
+        *,
+        page_size: int = L.DEFAULT_PAGE_SIZE,
+        pool_pages: int = DEFAULT_POOL_PAGES,
+        replacer: ReplacerSpec = "clock",
+        direct_io: bool = False,
+        direct_io_fallback: str | None = None,
+    ):
+        """Prefer :meth:`open`, :meth:`open_file` or :meth:`memory`; arguments as there."""
+        _check_page_size(page_size)
+        super().__init__(pool_pages, page_size, make_replacer(replacer, pool_pages))
+        self._file = file
+        self._page_size = page_size
+        self._direct_io = direct_io
+        self._direct_io_fallback = direct_io_fallback
+        self._reads = self._writes = self._fsyncs = self._checkpoints = 0
+        if file.size() == 0:
+            file.pwrite(initial_image(page_size), 0)
+            file.fsync()
+        loaded = load_checkpoint(self._read_slot, file.size(), page_size)
+        sb = loaded.superblock
+        self._seq = sb.seq
+        self._meta = sb.meta
+        self._page_table = loaded.page_table
+        self._free_ids = loaded.free_ids
+        heapq.heapify(self._free_ids)
+        self._free_id_set = set(loaded.free_ids)
+        self._free_list_slots = loaded.free_list_slots
+        self._free_list_dirty = False
+        self._durable = loaded.in_use
+        self._slot_count = sb.slot_count
+        self._free_slots = [
+            s for s in range(L.FIRST_DATA_SLOT, sb.slot_count) if not self._durable[s]
+        ]
+        self._epoch_slots: set[int] = set()
+        self._pending_release: list[int] = []
+        self._zero_page = bytes(page_size)
+
+    # --- constructors ------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        page_size: int = L.DEFAULT_PAGE_SIZE,
+        pool_pages: int = DEFAULT_POOL_PAGES,
+        direct_io: bool = False,
+        replacer: ReplacerSpec = "clock",
+    ) -> PageStore:
+        """Open the store at ``path``, creating it (atomically) if it does not exist.
+
+        Args:
+            path: the store's file.
+            page_size: a power of two from 4096 to 65536; must match an existing file.
+            pool_pages: buffer pool capacity in pages.
+            direct_io: use ``O_DIRECT``; where the filesystem refuses it the store falls
+                back to buffered I/O, warns nothing, and reports it in :meth:`stats`
+                (``direct_io`` False, ``direct_io_fallback`` the reason).
+            replacer: ``"clock"`` (default), ``"lru"``, or a factory taking the capacity.
+
+        Returns:
+            The open store, at its last durable checkpoint.
+
+        Raises:
+            PageSizeMismatchError: the file has another page size.
+            CorruptPageError: the file fails validation (no valid superblock, a corrupt
+                page table or free list, truncation).
+            StoreLockedError: another open store holds the file.
+            PageUsageError: an invalid ``page_size`` or ``pool_pages``.
+            OSError: the file cannot be opened or read.
+        """
+        _check_page_size(page_size)
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            _create(path, page_size)
+        file = OsFile(path, direct=direct_io)
+        try:
+            return cls(
+                file,
+                page_size=page_size,
+                pool_pages=pool_pages,
+                replacer=replacer,
+                direct_io=file.direct_io,
+                direct_io_fallback=file.fallback_reason,
+            )
+        except BaseException:
+            file.close()
+            raise
+
+    @classmethod
+    def open_file(
+        cls,
+        file: FileIO,
+        *,
+        page_size: int = L.DEFAULT_PAGE_SIZE,
+        pool_pages: int = DEFAULT_POOL_PAGES,
+        replacer: ReplacerSpec = "clock",
+    ) -> PageStore:
+        """Open a store on any :class:`FileIO` (an empty file is initialised in place).
+
+        Used by tests to run the store on a crash-simulating or fault-injecting file.
+        Arguments, return value and errors as for :meth:`open`.
+        """
+        return cls(file, page_size=page_size, pool_pages=pool_pages, replacer=replacer)
+
+    @classmethod
+    def memory(
+        cls, page_size: int = L.DEFAULT_PAGE_SIZE, *, pool_pages: int = DEFAULT_POOL_PAGES
+    ) -> PageStore:
+        """A store held in memory (for tests and caches); checkpoints work as on disk."""
+        return cls(MemoryFile(), page_size=page_size, pool_pages=pool_pages)
+
+    # --- pages ---------------------------------------------------------------------------
+    def allocate(self) -> int:
+        """Allocate a page id whose payload is all zeros (LSN 0).
+
+        Returns the smallest free id, or a new one past the highest. The page is part of
+        the store from now on; it becomes durable with the next checkpoint.
+
+        Raises:
+            PoolExhaustedError: every frame is pinned, so the new page has nowhere to go.
+            PageError: the store is closed or poisoned, or 2**32 - 1 ids are in use.
+        """
+        with self._lock:
+            self._check_open()
+            frame = self._take_frame()
+            frame.buf[:] = self._zero_page
+            if self._free_ids:
+                page_id = heapq.heappop(self._free_ids)
+                self._free_id_set.discard(page_id)
+                self._free_list_dirty = True
+            elif self._page_table.next_page_id > L.MAX_PAGE_ID:
+                self._empty.append(frame)
+                raise PageError("page ids exhausted (2**32 - 1 pages)")
+            else:
+                page_id = self._page_table.grow()
+            self._install(frame, page_id)
+            frame.dirty = True
+            return page_id
+
+    def free(self, page_id: int) -> None:
+        """Return ``page_id`` to the free list; its contents are discarded.
+
+        Raises:
+            InvalidPageIdError: ``page_id`` is not allocated.
+            PageUsageError: the page is pinned by an open guard.
+        """
+        with self._lock:
+            self._check_open()
+            self._check_allocated(page_id)
+            frame = self._resident.get(page_id)
+            if frame is not None:
+                if frame.pinned:
+                    raise PageUsageError(f"page {page_id} is pinned by an open guard")
+                self._uninstall(frame)
+            slot = self._page_table.entries[page_id]
+            if slot:
+                self._page_table.set(page_id, 0)
+                self._release_slot(slot)
+            heapq.heappush(self._free_ids, page_id)
+            self._free_id_set.add(page_id)
+            self._free_list_dirty = True
+
+    # --- checkpoints ---------------------------------------------------------------------
+    def checkpoint(self, meta: bytes = b"") -> None:
+        """Make every change since the last checkpoint durable, all or nothing, with ``meta``.
+
+        Waits for write guards other threads hold to close. After a crash at any moment
+        the store reopens at either the previous checkpoint or this one, never a mix.
+
+        Args:
+            meta: caller bytes stored in the superblock (at most ``page_size - 64``
+                bytes), returned by :attr:`meta` after reopening.
+
+        Raises:
+            PageUsageError: ``meta`` is too large, or this thread holds a write guard.
+            TypeError: ``meta`` is not bytes-like.
+            StorePoisonedError: a write or fsync failed; the store must be reopened.
+        """
+        if not isinstance(meta, bytes | bytearray | memoryview):
+            raise TypeError(f"meta must be bytes, not {type(meta).__name__}")
+        meta = bytes(meta)
+        if len(meta) > L.max_meta_size(self._page_size):
+            raise PageUsageError(
+                f"meta is {len(meta)} bytes; at most {L.max_meta_size(self._page_size)} fit"
+            )
+        with self._lock:
+            self._check_open()
+            self._wait_for_writers()
+            self._check_open()
+            try:
+                self._checkpoint_locked(meta)
+            except OSError as exc:
+                raise self._poison("checkpoint", exc) from exc
+
+    def _checkpoint_locked(self, meta: bytes) -> None:
+        self._flush_dirty_frames()
+        free_head = self._persist_free_list()
+        root, depth = self._page_table.persist(self._write_table_page)
+        self._fsync()
+        seq = self._seq + 1
+        sb = _codec.Superblock(
+            seq,
+            self._page_size,
+            self._slot_count,
+            self._page_table.next_page_id,
+            root,
+            depth,
+            free_head,
+            len(self._free_ids),
+            meta,
+        )
+        slot = seq % 2
+        self._file.pwrite(_codec.encode_superblock(sb, slot), slot * self._page_size)
+        self._writes += 1
+        self._fsync()
+        # Committed: the new checkpoint is durable. Publish it in memory.
+        for released in self._pending_release:
+            self._durable[released] = 0
+            heapq.heappush(self._free_slots, released)
+        for written in self._epoch_slots:
+            self._durable[written] = 1
+        self._pending_release.clear()
+        self._epoch_slots.clear()
+        self._seq = seq
+        self._meta = meta
+        self._checkpoints += 1
+
+    def _flush_dirty_frames(self) -> None:
+        placed = sorted(
+            (self._place(frame.page_id), frame) for frame in self._frames if frame.dirty
+        )
+        run: list[bytearray] = []
+        run_start = 0
+        for slot, frame in placed:
+            _codec.seal_page(frame.buf, L.PAGE_TYPE_DATA, frame.page_id, self._seq + 1)
+            if run and (slot != run_start + len(run) or len(run) == _RUN_PAGES):
+                self._write_run(run_start, run)
+                run = []
+            if not run:
+                run_start = slot
+            run.append(frame.buf)
+            frame.dirty = False
+        if run:
+            self._write_run(run_start, run)
+
+    def _write_run(self, first_slot: int, pages: list[bytearray]) -> None:
+        data = pages[0] if len(pages) == 1 else b"".join(pages)
+        self._file.pwrite(data, first_slot * self._page_size)
+        self._writes += len(pages)
+
+    def _persist_free_list(self) -> int:
+        if not self._free_list_dirty:
+            return self._free_list_slots[0] if self._free_list_slots else 0
+        for slot in self._free_list_slots:
+            self._release_slot(slot)
+        ids = sorted(self._free_ids)
+        per_page = L.entries_per_page(self._page_size)
+        chunks = [ids[i : i + per_page] for i in range(0, len(ids), per_page)]
+        slots = [self._alloc_slot() for _ in chunks]
+        for index, chunk in enumerate(chunks):
+            next_slot = slots[index + 1] if index + 1 < len(slots) else 0
+            page = _codec.encode_free_list_page(
+                self._page_size, slots[index], self._seq + 1, next_slot, chunk
+            )
+            self._file.pwrite(page, slots[index] * self._page_size)
+            self._writes += 1
+        self._free_list_slots = slots
+        self._free_list_dirty = False
+        return slots[0] if slots else 0
+
+    def _write_table_page(self, level: int, entries: list[int], old_slot: int) -> int:
+        if old_slot:
+            self._release_slot(old_slot)
+        slot = self._alloc_slot()
+        page = _codec.encode_page_table_page(self._page_size, slot, self._seq + 1, level, entries)
+        self._file.pwrite(page, slot * self._page_size)
+        self._writes += 1
+        return slot
+
+    def _fsync(self) -> None:
+        self._file.fsync()
+        self._fsyncs += 1
+
+    # --- slots and pages -----------------------------------------------------------------
+    def _place(self, page_id: int) -> int:
+        """The slot a dirty page is written to: in place if not durable, else a fresh one."""
+        slot = self._page_table.entries[page_id]
+        if slot and not self._durable[slot]:
+            return slot
+        new_slot = self._alloc_slot()
+        if slot:
+            self._release_slot(slot)
+        self._page_table.set(page_id, new_slot)
+        return new_slot
+
+    def _alloc_slot(self) -> int:
+        if self._free_slots:
+            slot = heapq.heappop(self._free_slots)
+        else:
+            slot = self._slot_count
+            if slot > L.MAX_SLOT:
+                raise PageError("file is full: 2**32 slots in use")
+            self._slot_count += 1
+            if len(self._durable) < self._slot_count:
+                self._durable.extend(bytes(max(64, len(self._durable) // 2)))
+        self._epoch_slots.add(slot)
+        return slot
+
+    def _release_slot(self, slot: int) -> None:
+        if self._durable[slot]:
+            self._pending_release.append(slot)
+        else:
+            self._epoch_slots.discard(slot)
+            heapq.heappush(self._free_slots, slot)
+
+    def _read_slot(self, slot: int, page_size: int) -> bytes:
+        self._reads += 1
+        return self._file.pread(page_size, slot * page_size)
+
+    def _read_page(self, page_id: int, buf: bytearray) -> None:
+        self._check_allocated(page_id)
+        slot = self._page_table.entries[page_id]
+        if not slot:  # an allocated page is resident until written, so this is a bug
+            raise CorruptPageError("allocated page has no slot", page_id=page_id)
+        data = self._read_slot(slot, self._page_size)
+        max_epoch = self._seq if self._durable[slot] else self._seq + 1
+        _codec.check_page(
+            data,
+            page_size=self._page_size,
+            page_type=L.PAGE_TYPE_DATA,
+            page_id=page_id,
+            max_epoch=max_epoch,
+            slot=slot,
+            logical=True,
+        )
+        buf[:] = data
+
+    def _write_back(self, frame: Frame) -> None:
+        try:
+            slot = self._place(frame.page_id)
+            _codec.seal_page(frame.buf, L.PAGE_TYPE_DATA, frame.page_id, self._seq + 1)
+            self._file.pwrite(frame.buf, slot * self._page_size)
+            self._writes += 1
+        except OSError as exc:
+            raise self._poison("evicting a dirty page", exc) from exc
+        frame.dirty = False
+
+    def _check_allocated(self, page_id: int) -> None:
+        if type(page_id) is not int:
+            raise TypeError(f"page id must be an int, not {type(page_id).__name__}")
+        if not 0 < page_id < self._page_table.next_page_id or page_id in self._free_id_set:
+            raise InvalidPageIdError(f"page {page_id} is not allocated")
+
+    def _poison(self, during: str, exc: OSError) -> StorePoisonedError:
+        error = StorePoisonedError(
+            f"I/O failed while {during} ({exc}); reopen the store to return to its last "
+            "durable checkpoint"
+        )
+        self._failure = error
+        return error
+
+    # --- information and lifetime --------------------------------------------------------
+    @property
+    def meta(self) -> bytes:
+        """The ``meta`` bytes of the last durable checkpoint (``b""`` for a new store)."""
+        return self._meta
+
+    @property
+    def page_size(self) -> int:
+        """Page size in bytes, header included; payloads are ``page_size - 32`` bytes."""
+        return self._page_size
+
+    @property
+    def payload_size(self) -> int:
+        """Usable bytes per page: ``page_size - PAGE_HEADER_SIZE``."""
+        return self._page_size - L.PAGE_HEADER_SIZE
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and sizes, for metrics and debugging.
+
+        Returns:
+            A dict with ``page_size``, ``pages`` (allocated ids), ``free_ids``,
+            ``slots`` (physical slots in the file's high-water), ``free_slots``,
+            ``checkpoint_seq``, pool figures ``pool_capacity``, ``pool_resident``,
+            ``pool_pinned``, ``pool_dirty``, ``hits``, ``misses``, ``evictions``, I/O
+            counts ``page_reads``, ``page_writes``, ``fsyncs``, ``checkpoints``, and
+            ``direct_io`` / ``direct_io_fallback`` (why O_DIRECT is off, if asked for).
+        """
+        with self._lock:
+            resident = list(self._resident.values())
+            return {
+                "page_size": self._page_size,
+                "pages": self._page_table.next_page_id - 1 - len(self._free_ids),
+                "free_ids": len(self._free_ids),
+                "slots": self._slot_count,
+                "free_slots": len(self._free_slots),
+                "checkpoint_seq": self._seq,
+                "pool_capacity": self._capacity,
+                "pool_resident": len(resident),
+                "pool_pinned": sum(1 for f in resident if f.pinned),
+                "pool_dirty": sum(1 for f in resident if f.dirty),
+                "hits": self._hits,
+                "misses": self._misses,
+                "evictions": self._evictions,
+                "page_reads": self._reads,
+                "page_writes": self._writes,
+                "fsyncs": self._fsyncs,
+                "checkpoints": self._checkpoints,
+                "direct_io": self._direct_io,
+                "direct_io_fallback": self._direct_io_fallback,
+            }
+
+    def close(self) -> None:
+        """Close the file. Changes since the last checkpoint are discarded. Idempotent."""
+        with self._lock:
+            if isinstance(self._failure, StoreClosedError):
+                return
+            self._failure = StoreClosedError("the page store is closed")
+            for frame in self._frames:
+                frame.extra = None
+            self._resident.clear()
+            self._file.close()
+
+    def __enter__(self) -> PageStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _check_page_size(page_size: int) -> None:
+    if page_size not in L.VALID_PAGE_SIZES:
+        raise PageUsageError(
+            f"page_size must be a power of two from {L.MIN_PAGE_SIZE} to {L.MAX_PAGE_SIZE}, "
+            f"got {page_size!r}"
+        )
+
+
+def _create(path: str, page_size: int) -> None:
+    """Create a new store file atomically: write beside it, fsync, rename, fsync the dir."""
+    temp = f"{path}.creating"
+    file = OsFile(temp)
+    try:
+        file.truncate(0)
+        file.pwrite(initial_image(page_size), 0)
+        file.fsync()
+    finally:
+        file.close()
+    os.replace(temp, path)
+    fsync_directory(os.path.dirname(os.path.abspath(path)))
