@@ -1,0 +1,151 @@
+"""Sessions for the Strata monorepo. `nox` runs the default list (what CI runs).
+
+Each package has a `tests-<package>` session that installs it with its in-repo
+dependencies and the shared test kit, then runs its tests. `nox -l` lists everything.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+TESTKIT = "tools/testkit"
+
+# folder -> (import name, in-repo dependencies in install order)
+PACKAGES: dict[str, tuple[str, list[str]]] = {
+    "page-db": ("page_db", []),
+    "wal-db": ("wal_db", []),
+    "lock-db": ("lock_db", []),
+    "persist": ("persist_db", ["wal-db"]),
+    "index-db": ("index_db", ["page-db", "wal-db", "persist"]),
+    "strata": ("strata", ["page-db", "wal-db", "lock-db", "persist", "index-db"]),
+}
+OLDEST = ["crc32c==2.3", "pytest==7.0.0", "hypothesis==6.80.0"]
+FUZZ_SECONDS = 15  # per atheris target in the default run; `nox -s fuzz -- 600` for longer
+
+nox.options.sessions = [
+    *(f"tests-{name}" for name in PACKAGES),
+    "tests-testkit",
+    "tests-oldest",
+    "lint",
+    "types",
+    "layers",
+    "fuzz",
+]
+nox.options.error_on_missing_interpreters = True
+
+
+def interpreter(version: str) -> str:
+    """`pythonX.Y` from PATH, else from pyenv's versions directory (CI machines have both)."""
+    found = shutil.which(f"python{version}")
+    if found:
+        return found
+    pattern = os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")
+    candidates = sorted(glob.glob(pattern))
+    return candidates[-1] if candidates else version
+
+
+def install_package(session: nox.Session, name: str, *, extras: str = "test") -> None:
+    _, deps = PACKAGES[name]
+    paths = [f"packages/{dep}" for dep in deps]
+    session.install(TESTKIT, *paths, f"packages/{name}[{extras}]" if extras else f"packages/{name}")
+
+
+def make_tests_session(name: str) -> None:
+    def tests(session: nox.Session) -> None:
+        install_package(session, name)
+        session.run("pytest", f"packages/{name}/tests", *session.posargs)
+
+    tests.__doc__ = f"Run {name}'s tests (with its in-repo dependencies and the test kit)."
+    nox.session(name=f"tests-{name}")(tests)
+
+
+for _name in PACKAGES:
+    make_tests_session(_name)
+
+
+@nox.session(name="tests-testkit")
+def tests_testkit(session: nox.Session) -> None:
+    """Run the shared crash-simulating storage test kit's own tests."""
+    session.install(f"{TESTKIT}", "pytest>=7", "hypothesis>=6.80")
+    session.run("pytest", f"{TESTKIT}/tests", *session.posargs)
+
+
+@nox.session(name="tests-oldest", python=interpreter("3.10"))
+def tests_oldest(session: nox.Session) -> None:
+    """Run page-db's tests on Python 3.10 with the oldest supported dependency versions."""
+    session.install(*OLDEST)
+    session.install(TESTKIT, "packages/page-db")
+    session.run("pytest", "packages/page-db/tests", "-m", "not slow", *session.posargs)
+
+
+@nox.session(name="tests-py", python=[interpreter(v) for v in ("3.12", "3.13")])
+def tests_py(session: nox.Session) -> None:
+    """Run every package's tests on the newer Pythons (not in the default list)."""
+    for name in PACKAGES:
+        install_package(session, name)
+        session.run("pytest", f"packages/{name}/tests", "-m", "not slow", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint and check formatting with ruff."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """Type-check every package's source (mypy --strict, per package) and the test kit."""
+    session.install("mypy>=1.10", TESTKIT, *(f"packages/{name}" for name in PACKAGES))
+    for name, (import_name, _) in PACKAGES.items():
+        session.run("mypy", f"packages/{name}/src/{import_name}")
+    session.run("mypy", f"{TESTKIT}/src/strata_testkit", "tools/check_layers.py")
+
+
+@nox.session
+def layers(session: nox.Session) -> None:
+    """Enforce the import rules: nothing imports upward, across packages only public names."""
+    session.install("pytest>=7")
+    session.run("python", "tools/check_layers.py")
+    session.run("pytest", "tools/tests", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Run every atheris target for a bounded time: `nox -s fuzz -- SECONDS` to change it."""
+    seconds = int(session.posargs[0]) if session.posargs else FUZZ_SECONDS
+    session.install("atheris>=2.3", TESTKIT, *(f"packages/{name}" for name in PACKAGES))
+    targets = sorted(glob.glob("packages/*/fuzz/fuzz_*.py"))
+    if not targets:
+        session.error("no fuzz targets found")
+    for target in targets:
+        corpus = Path(target).with_suffix("").with_name(Path(target).stem + "_corpus")
+        args = [f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048"]
+        if corpus.is_dir():
+            args.append(str(corpus))
+        session.log(f"fuzzing {target} for {seconds}s")
+        session.run("python", target, *args)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run every package's benchmarks and print their tables (`-- page-db` for one package)."""
+    wanted = session.posargs or list(PACKAGES)
+    session.install(*(f"packages/{name}" for name in PACKAGES))
+    for name in wanted:
+        for script in sorted(glob.glob(f"packages/{name}/bench/bench_*.py")):
+            session.run("python", script)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Install the packages and run the demo (what README's first command does)."""
+    session.install(*(f"packages/{name}" for name in PACKAGES))
+    session.run("python", "demo.py")
