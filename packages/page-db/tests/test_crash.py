@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import pytest
 from conftest import fill
-from strata_testkit import CrashFS, CrashState, explore_crashes
 
 from page_db import PageStore
 from page_db._load import initial_image
+from strata_testkit import CrashFS, CrashState, explore_crashes
 
 PS = 4096
 PAYLOAD = PS - 32
@@ -132,28 +132,31 @@ def test_crash_at_every_write() -> None:
     assert {"drop", "keep", "prefix", "torn", "subset"} <= variants
 
 
-def test_explore_crashes_with_512_and_4096_byte_sectors() -> None:
-    for sector in (512, 4096):
-        history = History()
+def explore_rounds(sector: int) -> int:
+    history = History()
 
-        def workload(fs: CrashFS) -> None:
-            store = PageStore.open_file(fs.open(NAME), pool_pages=3)
-            model: dict[int, bytes] = {}
-            for round_ in range(3):
-                for _ in range(6):
-                    pid = store.allocate()
-                    set_page(store, model, pid, round_)
-                for pid in sorted(model)[::2]:
-                    set_page(store, model, pid, round_ + 10)
-                meta = b"r%d" % round_
-                store.checkpoint(meta)
-                history.record(fs, meta, model)
+    def workload(fs: CrashFS) -> None:
+        store = PageStore.open_file(fs.open(NAME), pool_pages=3)
+        model: dict[int, bytes] = {}
+        for round_ in range(3):
+            for _ in range(6):
+                pid = store.allocate()
+                set_page(store, model, pid, round_)
+            for pid in sorted(model)[::2]:
+                set_page(store, model, pid, round_ + 10)
+            meta = b"r%d" % round_
+            store.checkpoint(meta)
+            history.record(fs, meta, model)
 
-        checked = explore_crashes(
-            workload,
-            lambda state, point: check_state(history, state, point),
-            files={NAME: initial_image(PS)},
-            max_states=24,
-            sector_size=sector,
-        )
-        assert checked > 30
+    return explore_crashes(
+        workload,
+        lambda state, point: check_state(history, state, point),
+        files={NAME: initial_image(PS)},
+        max_states=24,
+        sector_size=sector,
+    )
+
+
+@pytest.mark.parametrize("sector", [512, 4096])
+def test_explore_crashes_with_512_and_4096_byte_sectors(sector: int) -> None:
+    assert explore_rounds(sector) > 30

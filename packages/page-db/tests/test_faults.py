@@ -13,10 +13,10 @@ import errno
 
 import pytest
 from conftest import fill
-from strata_testkit import CrashFS
 
 from page_db import PageError, PageStore, StorePoisonedError
 from page_db._load import initial_image
+from strata_testkit import CrashFS
 
 PS = 4096
 PAYLOAD = PS - 32

@@ -408,3 +408,44 @@ def test_many_threads_share_one_store(path: Path) -> None:
         for n, ids in results.items():
             for pid in ids:
                 assert read_payload(store, pid)[:40] == fill(pid, n, 40)
+
+
+def test_read_only_open_beside_a_live_writer(path: Path) -> None:
+    with PageStore.open(path) as writer:
+        ids = [writer.allocate() for _ in range(4)]
+        for pid in ids:
+            write_payload(writer, pid, fill(pid, 1, 16))
+        writer.checkpoint(b"one")
+        with PageStore.open(path, read_only=True) as reader:
+            assert reader.meta == b"one"
+            assert read_payload(reader, ids[0])[:16] == fill(ids[0], 1, 16)
+            for mutate in (
+                reader.allocate,
+                lambda: reader.write(ids[0]),
+                lambda: reader.free(ids[0]),
+                lambda: reader.checkpoint(b"no"),
+            ):
+                with pytest.raises(PageUsageError, match="read-only"):
+                    mutate()
+            assert reader.stats()["read_only"] is True
+            # The writer moves on twice; the reader keeps its snapshot or refuses a page.
+            for version in (2, 3):
+                for pid in ids:
+                    write_payload(writer, pid, fill(pid, version, 16))
+                writer.checkpoint(b"v%d" % version)
+            for pid in ids[1:]:
+                try:
+                    assert read_payload(reader, pid)[:16] == fill(pid, 1, 16)
+                except CorruptPageError as exc:
+                    assert "newer than its checkpoint" in str(exc)
+        with PageStore.open(path, read_only=True) as reader:
+            assert reader.meta == b"v3"
+            assert read_payload(reader, ids[3])[:16] == fill(ids[3], 3, 16)
+
+
+def test_read_only_open_of_missing_or_empty_file(path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        PageStore.open(path, read_only=True)
+    path.write_bytes(b"")
+    with pytest.raises(PageUsageError):
+        PageStore.open(path, read_only=True)

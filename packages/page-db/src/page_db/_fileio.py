@@ -76,18 +76,28 @@ class OsFile:
     Args:
         path: the file to open or create.
         direct: ask for ``O_DIRECT``; falls back to buffered I/O where refused.
-        lock: take an exclusive advisory lock (default True).
+        lock: take an exclusive advisory lock (default True; never for ``read_only``).
+        read_only: open an existing file for reading only; writes raise ``OSError``.
 
     Raises:
         StoreLockedError: another holder has the lock.
         OSError: the file cannot be opened.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, direct: bool = False, lock: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        direct: bool = False,
+        lock: bool = True,
+        read_only: bool = False,
+    ):
         self.path = os.fspath(path)
         self.direct_io = False
         self.fallback_reason: str | None = None
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self.read_only = read_only
+        access = os.O_RDONLY if read_only else os.O_RDWR | os.O_CREAT
+        flags = access | getattr(os, "O_CLOEXEC", 0)
         fd = -1
         if direct:
             o_direct = getattr(os, "O_DIRECT", 0)
@@ -107,7 +117,7 @@ class OsFile:
         self._fd = fd
         self._io_lock = threading.Lock()
         self._scratch: mmap.mmap | None = None
-        if lock and fcntl is not None:
+        if lock and not read_only and fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -149,6 +159,8 @@ class OsFile:
 
     def pwrite(self, data: Buffer, offset: int) -> int:
         """See :meth:`FileIO.pwrite`."""
+        if self.read_only:
+            raise OSError(errno.EBADF, f"{self.path} is open read-only")
         view = memoryview(data).cast("B")
         total = len(view)
         if self.direct_io:

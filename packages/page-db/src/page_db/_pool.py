@@ -92,6 +92,7 @@ class BufferPool(ABC):
         self._active_writers = 0
         self._writer_threads: dict[int, int] = {}
         self._failure: PageError | None = None  # set when closed or poisoned
+        self._read_only = False
         self._hits = self._misses = self._evictions = 0
 
     # --- supplied by the store -------------------------------------------------------
@@ -143,8 +144,7 @@ class BufferPool(ABC):
         Raises as for :meth:`read`.
         """
         with self._lock:
-            if self._failure is not None:
-                raise self._failure
+            self._check_writable()
             frame = self._resident.get(page_id)
             if frame is None:
                 frame = self._load(page_id)
@@ -230,6 +230,12 @@ class BufferPool(ABC):
     def _check_open(self) -> None:
         if self._failure is not None:
             raise self._failure
+
+    def _check_writable(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._read_only:
+            raise PageUsageError("the store was opened read-only")
 
 
 class PageReadGuard:

@@ -27,7 +27,6 @@ is free. The file grows as needed and never shrinks in format 1.
 
 from __future__ import annotations
 
-import heapq
 import os
 from collections.abc import Callable
 from types import TracebackType
@@ -36,9 +35,12 @@ from typing import Any, Literal
 from . import _codec
 from . import _layout as L
 from ._fileio import FileIO, MemoryFile, OsFile, fsync_directory
+from ._freeids import FreeIds
 from ._load import initial_image, load_checkpoint
+from ._pagefile import PageFile
 from ._pool import BufferPool, Frame
 from ._replacer import Replacer, make_replacer
+from ._slots import SlotSpace
 from .errors import (
     CorruptPageError,
     InvalidPageIdError,
@@ -71,35 +73,29 @@ class PageStore(BufferPool):
         replacer: ReplacerSpec = "clock",
         direct_io: bool = False,
         direct_io_fallback: str | None = None,
+        read_only: bool = False,
     ):
         """Prefer :meth:`open`, :meth:`open_file` or :meth:`memory`; arguments as there."""
         _check_page_size(page_size)
         super().__init__(pool_pages, page_size, make_replacer(replacer, pool_pages))
-        self._file = file
+        self._read_only = read_only
+        self._pages = PageFile(file, page_size)
         self._page_size = page_size
         self._direct_io = direct_io
         self._direct_io_fallback = direct_io_fallback
-        self._reads = self._writes = self._fsyncs = self._checkpoints = 0
+        self._checkpoints = 0
         if file.size() == 0:
+            if read_only:
+                raise PageUsageError("cannot open an empty file read-only: nothing to read")
             file.pwrite(initial_image(page_size), 0)
             file.fsync()
-        loaded = load_checkpoint(self._read_slot, file.size(), page_size)
+        loaded = load_checkpoint(self._read_any, file.size(), page_size)
         sb = loaded.superblock
         self._seq = sb.seq
         self._meta = sb.meta
         self._page_table = loaded.page_table
-        self._free_ids = loaded.free_ids
-        heapq.heapify(self._free_ids)
-        self._free_id_set = set(loaded.free_ids)
-        self._free_list_slots = loaded.free_list_slots
-        self._free_list_dirty = False
-        self._durable = loaded.in_use
-        self._slot_count = sb.slot_count
-        self._free_slots = [
-            s for s in range(L.FIRST_DATA_SLOT, sb.slot_count) if not self._durable[s]
-        ]
-        self._epoch_slots: set[int] = set()
-        self._pending_release: list[int] = []
+        self._free_ids = FreeIds(loaded.free_ids, loaded.free_list_slots)
+        self._slots = SlotSpace(loaded.in_use, sb.slot_count)
         self._zero_page = bytes(page_size)
 
     # --- constructors ------------------------------------------------------------------
@@ -112,6 +108,7 @@ class PageStore(BufferPool):
         pool_pages: int = DEFAULT_POOL_PAGES,
         direct_io: bool = False,
         replacer: ReplacerSpec = "clock",
+        read_only: bool = False,
     ) -> PageStore:
         """Open the store at ``path``, creating it (atomically) if it does not exist.
 
@@ -123,6 +120,12 @@ class PageStore(BufferPool):
                 back to buffered I/O, warns nothing, and reports it in :meth:`stats`
                 (``direct_io`` False, ``direct_io_fallback`` the reason).
             replacer: ``"clock"`` (default), ``"lru"``, or a factory taking the capacity.
+            read_only: open an existing store for inspection, without the writer's lock,
+                so it works while another process has the store open for writing. The
+                reader sees the checkpoint that was newest when it opened; ``write``,
+                ``allocate``, ``free`` and ``checkpoint`` raise :class:`PageUsageError`.
+                Once the writer has checkpointed twice more, pages it has since reused
+                raise :class:`CorruptPageError` (never newer data): reopen to catch up.
 
         Returns:
             The open store, at its last durable checkpoint.
@@ -137,9 +140,9 @@ class PageStore(BufferPool):
         """
         _check_page_size(page_size)
         path = os.fspath(path)
-        if not os.path.exists(path):
+        if not read_only and not os.path.exists(path):
             _create(path, page_size)
-        file = OsFile(path, direct=direct_io)
+        file = OsFile(path, direct=direct_io, read_only=read_only)
         try:
             return cls(
                 file,
@@ -148,6 +151,7 @@ class PageStore(BufferPool):
                 replacer=replacer,
                 direct_io=file.direct_io,
                 direct_io_fallback=file.fallback_reason,
+                read_only=read_only,
             )
         except BaseException:
             file.close()
@@ -161,13 +165,23 @@ class PageStore(BufferPool):
         page_size: int = L.DEFAULT_PAGE_SIZE,
         pool_pages: int = DEFAULT_POOL_PAGES,
         replacer: ReplacerSpec = "clock",
+        read_only: bool = False,
     ) -> PageStore:
         """Open a store on any :class:`FileIO` (an empty file is initialised in place).
 
         Used by tests to run the store on a crash-simulating or fault-injecting file.
-        Arguments, return value and errors as for :meth:`open`.
+        Initialising in place is not atomic — a crash during it leaves a file that fails
+        to open — so callers that create files should do as :meth:`open` does (write
+        aside, fsync, rename, fsync the directory). Arguments, return value and errors
+        as for :meth:`open`.
         """
-        return cls(file, page_size=page_size, pool_pages=pool_pages, replacer=replacer)
+        return cls(
+            file,
+            page_size=page_size,
+            pool_pages=pool_pages,
+            replacer=replacer,
+            read_only=read_only,
+        )
 
     @classmethod
     def memory(
@@ -188,13 +202,11 @@ class PageStore(BufferPool):
             PageError: the store is closed or poisoned, or 2**32 - 1 ids are in use.
         """
         with self._lock:
-            self._check_open()
+            self._check_writable()
             frame = self._take_frame()
             frame.buf[:] = self._zero_page
             if self._free_ids:
-                page_id = heapq.heappop(self._free_ids)
-                self._free_id_set.discard(page_id)
-                self._free_list_dirty = True
+                page_id = self._free_ids.pop()
             elif self._page_table.next_page_id > L.MAX_PAGE_ID:
                 self._empty.append(frame)
                 raise PageError("page ids exhausted (2**32 - 1 pages)")
@@ -212,7 +224,7 @@ class PageStore(BufferPool):
             PageUsageError: the page is pinned by an open guard.
         """
         with self._lock:
-            self._check_open()
+            self._check_writable()
             self._check_allocated(page_id)
             frame = self._resident.get(page_id)
             if frame is not None:
@@ -222,10 +234,8 @@ class PageStore(BufferPool):
             slot = self._page_table.entries[page_id]
             if slot:
                 self._page_table.set(page_id, 0)
-                self._release_slot(slot)
-            heapq.heappush(self._free_ids, page_id)
-            self._free_id_set.add(page_id)
-            self._free_list_dirty = True
+                self._slots.release(slot)
+            self._free_ids.push(page_id)
 
     # --- checkpoints ---------------------------------------------------------------------
     def checkpoint(self, meta: bytes = b"") -> None:
@@ -251,7 +261,7 @@ class PageStore(BufferPool):
                 f"meta is {len(meta)} bytes; at most {L.max_meta_size(self._page_size)} fit"
             )
         with self._lock:
-            self._check_open()
+            self._check_writable()
             self._wait_for_writers()
             self._check_open()
             try:
@@ -261,14 +271,20 @@ class PageStore(BufferPool):
 
     def _checkpoint_locked(self, meta: bytes) -> None:
         self._flush_dirty_frames()
-        free_head = self._persist_free_list()
+        free_head = self._free_ids.persist(
+            self._page_size,
+            self._seq + 1,
+            self._slots.allocate,
+            self._slots.release,
+            self._pages.write,
+        )
         root, depth = self._page_table.persist(self._write_table_page)
-        self._fsync()
+        self._pages.sync()
         seq = self._seq + 1
         sb = _codec.Superblock(
             seq,
             self._page_size,
-            self._slot_count,
+            self._slots.slot_count,
             self._page_table.next_page_id,
             root,
             depth,
@@ -277,17 +293,10 @@ class PageStore(BufferPool):
             meta,
         )
         slot = seq % 2
-        self._file.pwrite(_codec.encode_superblock(sb, slot), slot * self._page_size)
-        self._writes += 1
-        self._fsync()
+        self._pages.write(slot, _codec.encode_superblock(sb, slot))
+        self._pages.sync()
         # Committed: the new checkpoint is durable. Publish it in memory.
-        for released in self._pending_release:
-            self._durable[released] = 0
-            heapq.heappush(self._free_slots, released)
-        for written in self._epoch_slots:
-            self._durable[written] = 1
-        self._pending_release.clear()
-        self._epoch_slots.clear()
+        self._slots.commit()
         self._seq = seq
         self._meta = meta
         self._checkpoints += 1
@@ -311,86 +320,41 @@ class PageStore(BufferPool):
             self._write_run(run_start, run)
 
     def _write_run(self, first_slot: int, pages: list[bytearray]) -> None:
-        data = pages[0] if len(pages) == 1 else b"".join(pages)
-        self._file.pwrite(data, first_slot * self._page_size)
-        self._writes += len(pages)
-
-    def _persist_free_list(self) -> int:
-        if not self._free_list_dirty:
-            return self._free_list_slots[0] if self._free_list_slots else 0
-        for slot in self._free_list_slots:
-            self._release_slot(slot)
-        ids = sorted(self._free_ids)
-        per_page = L.entries_per_page(self._page_size)
-        chunks = [ids[i : i + per_page] for i in range(0, len(ids), per_page)]
-        slots = [self._alloc_slot() for _ in chunks]
-        for index, chunk in enumerate(chunks):
-            next_slot = slots[index + 1] if index + 1 < len(slots) else 0
-            page = _codec.encode_free_list_page(
-                self._page_size, slots[index], self._seq + 1, next_slot, chunk
-            )
-            self._file.pwrite(page, slots[index] * self._page_size)
-            self._writes += 1
-        self._free_list_slots = slots
-        self._free_list_dirty = False
-        return slots[0] if slots else 0
+        self._pages.write(first_slot, pages[0] if len(pages) == 1 else b"".join(pages))
 
     def _write_table_page(self, level: int, entries: list[int], old_slot: int) -> int:
         if old_slot:
-            self._release_slot(old_slot)
-        slot = self._alloc_slot()
+            self._slots.release(old_slot)
+        slot = self._slots.allocate()
         page = _codec.encode_page_table_page(self._page_size, slot, self._seq + 1, level, entries)
-        self._file.pwrite(page, slot * self._page_size)
-        self._writes += 1
+        self._pages.write(slot, page)
         return slot
-
-    def _fsync(self) -> None:
-        self._file.fsync()
-        self._fsyncs += 1
 
     # --- slots and pages -----------------------------------------------------------------
     def _place(self, page_id: int) -> int:
         """The slot a dirty page is written to: in place if not durable, else a fresh one."""
         slot = self._page_table.entries[page_id]
-        if slot and not self._durable[slot]:
+        if slot and not self._slots.is_durable(slot):
             return slot
-        new_slot = self._alloc_slot()
+        new_slot = self._slots.allocate()
         if slot:
-            self._release_slot(slot)
+            self._slots.release(slot)
         self._page_table.set(page_id, new_slot)
         return new_slot
 
-    def _alloc_slot(self) -> int:
-        if self._free_slots:
-            slot = heapq.heappop(self._free_slots)
-        else:
-            slot = self._slot_count
-            if slot > L.MAX_SLOT:
-                raise PageError("file is full: 2**32 slots in use")
-            self._slot_count += 1
-            if len(self._durable) < self._slot_count:
-                self._durable.extend(bytes(max(64, len(self._durable) // 2)))
-        self._epoch_slots.add(slot)
-        return slot
-
-    def _release_slot(self, slot: int) -> None:
-        if self._durable[slot]:
-            self._pending_release.append(slot)
-        else:
-            self._epoch_slots.discard(slot)
-            heapq.heappush(self._free_slots, slot)
-
-    def _read_slot(self, slot: int, page_size: int) -> bytes:
-        self._reads += 1
-        return self._file.pread(page_size, slot * page_size)
+    def _read_any(self, slot: int, page_size: int) -> bytes:
+        """Read a slot of any page size: opening probes for a page-size mismatch."""
+        if page_size == self._page_size:
+            return self._pages.read(slot)
+        return self._pages.file.pread(page_size, slot * page_size)
 
     def _read_page(self, page_id: int, buf: bytearray) -> None:
         self._check_allocated(page_id)
         slot = self._page_table.entries[page_id]
         if not slot:  # an allocated page is resident until written, so this is a bug
             raise CorruptPageError("allocated page has no slot", page_id=page_id)
-        data = self._read_slot(slot, self._page_size)
-        max_epoch = self._seq if self._durable[slot] else self._seq + 1
+        data = self._pages.read(slot)
+        max_epoch = self._seq if self._slots.is_durable(slot) else self._seq + 1
         _codec.check_page(
             data,
             page_size=self._page_size,
@@ -406,8 +370,7 @@ class PageStore(BufferPool):
         try:
             slot = self._place(frame.page_id)
             _codec.seal_page(frame.buf, L.PAGE_TYPE_DATA, frame.page_id, self._seq + 1)
-            self._file.pwrite(frame.buf, slot * self._page_size)
-            self._writes += 1
+            self._pages.write(slot, frame.buf)
         except OSError as exc:
             raise self._poison("evicting a dirty page", exc) from exc
         frame.dirty = False
@@ -415,7 +378,7 @@ class PageStore(BufferPool):
     def _check_allocated(self, page_id: int) -> None:
         if type(page_id) is not int:
             raise TypeError(f"page id must be an int, not {type(page_id).__name__}")
-        if not 0 < page_id < self._page_table.next_page_id or page_id in self._free_id_set:
+        if not 0 < page_id < self._page_table.next_page_id or page_id in self._free_ids:
             raise InvalidPageIdError(f"page {page_id} is not allocated")
 
     def _poison(self, during: str, exc: OSError) -> StorePoisonedError:
@@ -459,8 +422,8 @@ class PageStore(BufferPool):
                 "page_size": self._page_size,
                 "pages": self._page_table.next_page_id - 1 - len(self._free_ids),
                 "free_ids": len(self._free_ids),
-                "slots": self._slot_count,
-                "free_slots": len(self._free_slots),
+                "slots": self._slots.slot_count,
+                "free_slots": self._slots.free_count,
                 "checkpoint_seq": self._seq,
                 "pool_capacity": self._capacity,
                 "pool_resident": len(resident),
@@ -469,10 +432,11 @@ class PageStore(BufferPool):
                 "hits": self._hits,
                 "misses": self._misses,
                 "evictions": self._evictions,
-                "page_reads": self._reads,
-                "page_writes": self._writes,
-                "fsyncs": self._fsyncs,
+                "page_reads": self._pages.pages_read,
+                "page_writes": self._pages.pages_written,
+                "fsyncs": self._pages.fsyncs,
                 "checkpoints": self._checkpoints,
+                "read_only": self._read_only,
                 "direct_io": self._direct_io,
                 "direct_io_fallback": self._direct_io_fallback,
             }
@@ -486,7 +450,7 @@ class PageStore(BufferPool):
             for frame in self._frames:
                 frame.extra = None
             self._resident.clear()
-            self._file.close()
+            self._pages.close()
 
     def __enter__(self) -> PageStore:
         return self
