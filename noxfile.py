@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import nox
@@ -41,13 +42,25 @@ nox.options.error_on_missing_interpreters = True
 
 
 def interpreter(version: str) -> str:
-    """`pythonX.Y` from PATH, else from pyenv's versions directory (CI machines have both)."""
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
+    """A working `pythonX.Y`: from PATH, else from pyenv's versions directory.
+
+    A pyenv shim on PATH may exist yet refuse to run a version that is installed but not
+    selected, so every candidate is tried before it is used.
+    """
     pattern = os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")
-    candidates = sorted(glob.glob(pattern))
-    return candidates[-1] if candidates else version
+    candidates = [shutil.which(f"python{version}"), *sorted(glob.glob(pattern), reverse=True)]
+    for candidate in candidates:
+        if candidate and _runs(candidate):
+            return candidate
+    return version  # let nox report the missing interpreter
+
+
+def _runs(executable: str) -> bool:
+    try:
+        done = subprocess.run([executable, "-c", ""], check=False, capture_output=True, timeout=30)
+        return done.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def install_package(session: nox.Session, name: str, *, extras: str = "test") -> None:
@@ -125,12 +138,26 @@ def fuzz(session: nox.Session) -> None:
     targets = sorted(glob.glob("packages/*/fuzz/fuzz_*.py"))
     if not targets:
         session.error("no fuzz targets found")
+    artifacts = ROOT / "fuzz-artifacts"
+    artifacts.mkdir(exist_ok=True)
     for target in targets:
-        corpus = Path(target).with_suffix("").with_name(Path(target).stem + "_corpus")
-        args = [f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048"]
-        if corpus.is_dir():
-            args.append(str(corpus))
-        session.log(f"fuzzing {target} for {seconds}s")
+        path = Path(target)
+        # libFuzzer adds what it finds to its corpus directory: work on a copy of the seeds.
+        corpus = Path(session.create_tmp()) / f"{path.stem}_corpus"
+        shutil.rmtree(corpus, ignore_errors=True)
+        seeds = path.with_name(f"{path.stem}_corpus")
+        if seeds.is_dir():
+            shutil.copytree(seeds, corpus)
+        else:
+            corpus.mkdir(parents=True)
+        args = [
+            f"-max_total_time={seconds}",
+            "-timeout=10",
+            "-rss_limit_mb=2048",
+            f"-artifact_prefix={artifacts}/{path.stem}-",
+            str(corpus),
+        ]
+        session.log(f"fuzzing {target} for {seconds}s (crashes go to {artifacts})")
         session.run("python", target, *args)
 
 

@@ -11,10 +11,13 @@ first if it is dirty. If every frame is pinned the miss raises
 :class:`~page_db.errors.PoolExhaustedError` at once: waiting could deadlock a caller that
 holds the pins itself.
 
-Guards. ``with store.read(pid) as page`` pins on entry and unpins on exit; ``page.payload``
-is a read-only ``memoryview`` of the page body. ``store.write(pid)`` does the same with a
-writable view and marks the frame dirty on entry. Views are valid only inside the
-``with`` block: after it the frame may hold another page.
+Guards. ``store.read(pid)`` pins the page and returns its guard; leaving the ``with``
+block unpins it. ``page.payload`` is a read-only ``memoryview`` of the page body.
+``store.write(pid)`` does the same with a writable view and marks the frame dirty at once.
+Views are valid only inside the ``with`` block: after it the frame may hold another page.
+Each frame owns one read guard and one write guard object, handed out again and again, and
+a read guard's exit releases its pin without the lock (see :class:`Frame`), which keeps a
+pool hit near one microsecond.
 
 Latching. One lock guards the pool's structures (frame table, pins, policy, allocator)
 and is held for a miss's I/O, which keeps the code simple and is cheap next to Python's
