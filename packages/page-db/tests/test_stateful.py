@@ -1,8 +1,10 @@
-"""Hypothesis state machine: the store against a dict model, across reopen.
+"""Hypothesis state machine: the store against a dict model, across reopen and crashes.
 
-After any sequence of allocate / write / free / checkpoint / reopen, the store holds
-exactly the model as of the last checkpoint. A 3-frame pool forces dirty pages out before
-checkpoints, so un-checkpointed bytes really are on "disk" when a reopen discards them.
+After any sequence of allocate / write / free / checkpoint / reopen / power loss, the store
+holds exactly the model as of the last checkpoint. A 3-frame pool forces dirty pages out
+before checkpoints, so un-checkpointed bytes really are on "disk" when a reopen discards
+them; the crash rule reopens from a state the test kit says a power loss could leave
+(un-fsynced writes dropped, kept, reordered or torn).
 """
 
 from __future__ import annotations
@@ -11,16 +13,19 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from page_db import InvalidPageIdError, MemoryFile, PageStore
+from page_db import InvalidPageIdError, PageStore
+from page_db._load import initial_image
+from strata_testkit import CrashFS
 
 PAYLOAD = 4096 - 32
+NAME = "store.pages"
 
 
 class StoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.file = MemoryFile()
-        self.store = PageStore.open_file(self.file, pool_pages=3)
+        self.fs = CrashFS(files={NAME: initial_image(4096)})
+        self.store = PageStore.open_file(self.fs.open(NAME), pool_pages=3)
         self.model: dict[int, bytes] = {}
         self.committed: dict[int, bytes] = {}
         self.committed_meta = b""
@@ -66,10 +71,18 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule()
     def reopen(self) -> None:
-        image = self.file.getvalue()
         self.store.close()
-        self.file = MemoryFile(image)
-        self.store = PageStore.open_file(self.file, pool_pages=3)
+        self._reopen(self.fs.files())
+
+    @rule(seed=st.integers(0, 2**16))
+    def power_loss(self, seed: int) -> None:
+        states = list(self.fs.crash_states(seed=seed, max_states=8))
+        self.store.close()
+        self._reopen(states[seed % len(states)].files)
+
+    def _reopen(self, files: dict[str, bytes]) -> None:
+        self.fs = CrashFS(files=files)
+        self.store = PageStore.open_file(self.fs.open(NAME), pool_pages=3)
         self.model = dict(self.committed)
         assert self.store.meta == self.committed_meta
         for pid, payload in self.model.items():
