@@ -55,13 +55,17 @@ def page_crc(page: bytes | bytearray | memoryview) -> int:
     return _crc(view[L.CRC_END :], _crc(view[: L.CRC_OFFSET]))
 
 
+_pack_front = L.HEADER_FRONT_STRUCT.pack_into
+_pack_epoch = L.EPOCH_STRUCT.pack_into
+_pack_crc = L.CRC_STRUCT.pack_into
+
+
 def seal_page(page: bytearray, page_type: int, page_id: int, epoch: int) -> None:
     """Stamp the header (keeping the page's LSN) and the CRC into ``page`` in place."""
-    (lsn,) = L.LSN_STRUCT.unpack_from(page, L.LSN_OFFSET)
-    L.HEADER_STRUCT.pack_into(
-        page, 0, L.MAGIC, L.FORMAT_VERSION, page_type, 0, page_id, 0, lsn, epoch
-    )
-    L.CRC_STRUCT.pack_into(page, L.CRC_OFFSET, page_crc(page))
+    _pack_front(page, 0, L.MAGIC, L.FORMAT_VERSION, page_type, 0, page_id, 0)
+    _pack_epoch(page, L.EPOCH_OFFSET, epoch)
+    view = memoryview(page)
+    _pack_crc(page, L.CRC_OFFSET, _crc(view[L.CRC_END :], _crc(view[: L.CRC_OFFSET])))
 
 
 def check_page(

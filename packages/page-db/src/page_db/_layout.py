@@ -39,6 +39,9 @@ VALID_PAGE_SIZES: Final = tuple(1 << shift for shift in range(12, 17))
 # 16      8   LSN (u64), opaque to page-db, set by the layer above
 # 24      8   epoch (u64): checkpoint sequence number the page was written under
 HEADER_STRUCT: Final = struct.Struct("<4sHBBIIQQ")
+HEADER_FRONT_STRUCT: Final = struct.Struct("<4sHBBII")  # bytes 0..16: the LSN stays as is
+EPOCH_STRUCT: Final = struct.Struct("<Q")
+EPOCH_OFFSET: Final = 24
 PAGE_HEADER_SIZE: Final = HEADER_STRUCT.size  # 32
 CRC_OFFSET: Final = 12
 CRC_END: Final = 16

@@ -75,11 +75,13 @@ class SlotSpace:
 
     def commit(self) -> None:
         """The checkpoint is durable: written slots are now durable, released ones free."""
+        durable = self._durable
         for slot in self._released:
-            self._durable[slot] = 0
-            heapq.heappush(self._free, slot)
+            durable[slot] = 0
         for slot in self._written:
-            self._durable[slot] = 1
+            durable[slot] = 1
+        self._free.extend(self._released)
+        heapq.heapify(self._free)
         self._released.clear()
         self._written.clear()
 

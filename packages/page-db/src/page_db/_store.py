@@ -302,13 +302,13 @@ class PageStore(BufferPool):
         self._checkpoints += 1
 
     def _flush_dirty_frames(self) -> None:
-        placed = sorted(
-            (self._place(frame.page_id), frame) for frame in self._frames if frame.dirty
-        )
+        dirty = sorted((frame for frame in self._frames if frame.dirty), key=lambda f: f.page_id)
+        placed = sorted(zip(map(self._place, [f.page_id for f in dirty]), dirty, strict=True))
         run: list[bytearray] = []
         run_start = 0
+        seal, data_type, epoch = _codec.seal_page, L.PAGE_TYPE_DATA, self._seq + 1
         for slot, frame in placed:
-            _codec.seal_page(frame.buf, L.PAGE_TYPE_DATA, frame.page_id, self._seq + 1)
+            seal(frame.buf, data_type, frame.page_id, epoch)
             if run and (slot != run_start + len(run) or len(run) == _RUN_PAGES):
                 self._write_run(run_start, run)
                 run = []
