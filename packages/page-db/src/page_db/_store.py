@@ -87,8 +87,8 @@ class PageStore(BufferPool):
         if file.size() == 0:
             if read_only:
                 raise PageUsageError("cannot open an empty file read-only: nothing to read")
-            file.pwrite(initial_image(page_size), 0)
-            file.fsync()
+            self._pages.write(0, initial_image(page_size))
+            self._pages.sync()
         loaded = load_checkpoint(self._read_any, file.size(), page_size)
         sb = loaded.superblock
         self._seq = sb.seq
