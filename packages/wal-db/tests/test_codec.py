@@ -23,9 +23,7 @@ GOLDEN_HEADER = bytes.fromhex(
     "53545257414c0d0a01000000000000000100000000000000010000000000000000"
     "0102030405060708090a0b0c0d0e0f00000000000000000000000079cd478e"
 )
-GOLDEN_FRAME_HELLO = bytes.fromhex(
-    "05000000fdea5f590100000000000000000000000000000068656c6c6f"
-)
+GOLDEN_FRAME_HELLO = bytes.fromhex("05000000fdea5f590100000000000000000000000000000068656c6c6f")
 GOLDEN_FRAME_EMPTY = bytes.fromhex("0000000014460d1402000000000000000100000000000000")
 
 
@@ -39,7 +37,8 @@ def test_golden_vectors() -> None:
 def segment(*payloads: bytes, first_lsn: int = 1, synced: list[int] | None = None) -> bytes:
     synced = synced or [0] * len(payloads)
     frames = b"".join(
-        encode_frame(p, first_lsn + i, s) for i, (p, s) in enumerate(zip(payloads, synced))
+        encode_frame(p, first_lsn + i, s)
+        for i, (p, s) in enumerate(zip(payloads, synced, strict=True))
     )
     return encode_segment_header(1, first_lsn, LOG_ID) + frames
 
@@ -92,7 +91,7 @@ def test_every_single_byte_flip_in_a_frame_is_detected() -> None:
     for position in range(SEGMENT_HEADER_SIZE, first_end):
         damaged = bytearray(data)
         damaged[position] ^= 0x01
-        frames, scan = scan_all(bytes(damaged))
+        frames, _ = scan_all(bytes(damaged))
         assert frames == [], f"flip at {position} went unnoticed"
 
 

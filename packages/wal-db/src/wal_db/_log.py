@@ -45,7 +45,14 @@ from ._layout import (
 )
 from ._options import LogOptions, LogStats
 from ._replay import replay_segments
-from ._segments import RecoveryReport, create_segment, load_headers, new_log_id, recover
+from ._segments import (
+    Recovered,
+    RecoveryReport,
+    create_segment,
+    load_headers,
+    new_log_id,
+    recover,
+)
 from .errors import (
     LogClosedError,
     LogPoisonedError,
@@ -88,29 +95,24 @@ class WriteAheadLog:
         self._flusher: IntervalSyncer | None = None
         recovered = recover(fs, writable=not options.read_only, lossy=options.lossy)
         if recovered is None:
-            if options.read_only:
-                self._headers: list[SegmentHeader] = []
-                self._log_id = b""
-                self._next_lsn = 1
-            else:
-                self._log_id = new_log_id()
-                self._file = create_segment(fs, 1, 1, self._log_id)
-                self._headers = [SegmentHeader(1, 1, self._log_id)]
-                self._next_lsn = 1
-                self._stats.segments_created += 1
-            self._end = SEGMENT_HEADER_SIZE
-            self.recovery = RecoveryReport()
+            recovered = Recovered(b"", [], 1, SEGMENT_HEADER_SIZE)
+        self.recovery: RecoveryReport = recovered.report
+        self._headers = recovered.headers
+        self._log_id = recovered.log_id
+        self._next_lsn = recovered.next_lsn
+        self._end = recovered.end_offset
+        if options.read_only:
+            self._file = None
+        elif not self._headers:  # a new log (or every segment was dropped as bad)
+            self._log_id = new_log_id()
+            self._file = create_segment(fs, 1, self._next_lsn, self._log_id)
+            self._headers = [SegmentHeader(1, self._next_lsn, self._log_id)]
+            self._stats.segments_created += 1
         else:
-            self._headers = recovered.headers
-            self._log_id = recovered.log_id
-            self._next_lsn = recovered.next_lsn
-            self._end = recovered.end_offset
-            self.recovery = recovered.report
-            if not options.read_only:
-                self._file = fs.open(segment_name(self._headers[-1].segment), create=False)
-                # What recovery read may sit only in the OS cache (a process crash without
-                # power loss); make it durable before frames start claiming it is.
-                self._file.fsync()
+            self._file = fs.open(segment_name(self._headers[-1].segment), create=False)
+            # What recovery read may sit only in the OS cache (a process crash without
+            # power loss); make it durable before frames start claiming it is.
+            self._file.fsync()
         self._written = self._end  # bytes of the active segment handed to the OS
         self._flushed_lsn = self._next_lsn - 1
         # What recovery found is on disk (the writer fsynced it above).

@@ -126,41 +126,57 @@ def create_segment(fs: FileSystem, number: int, first_lsn: int, log_id: bytes) -
     return file
 
 
-def load_headers(fs: FileSystem) -> tuple[list[SegmentHeader], list[str]]:
-    """Every segment's validated header in order, and the leftover temporary files.
+def load_headers(
+    fs: FileSystem, *, lossy: bool = False
+) -> tuple[list[SegmentHeader], list[str], list[int]]:
+    """Every segment's validated header in order, leftover temporary files, bad segments.
+
+    Args:
+        fs: the log's directory.
+        lossy: instead of raising, stop at the first segment whose header is bad or does
+            not follow on; it and every later segment are returned as bad.
 
     Raises:
-        CorruptLogError: a bad header, mixed log ids, a missing segment between two
-            others, or first LSNs that do not increase.
+        CorruptLogError: (strict) a bad header, mixed log ids, a missing segment between
+            two others, or first LSNs that do not increase.
     """
     names = fs.listdir()
     numbers = sorted(n for n in map(parse_segment_name, names) if n is not None)
     temps = [name for name in names if is_temp_name(name)]
     headers: list[SegmentHeader] = []
-    for number in numbers:
-        file = fs.open(segment_name(number), create=False)
+    for index, number in enumerate(numbers):
         try:
-            head = file.pread(SEGMENT_HEADER_SIZE, 0)
-        finally:
-            file.close()
-        header = decode_segment_header(head, number)
-        if headers:
-            previous = headers[-1]
-            if header.log_id != previous.log_id:
-                raise CorruptLogError(
-                    "segment belongs to another log (log id differs)", segment=number, offset=32
-                )
-            if number != previous.segment + 1:
-                raise CorruptLogError(f"segment {previous.segment + 1} is missing", segment=number)
-            if header.first_lsn <= previous.first_lsn:
-                raise CorruptLogError(
-                    f"first LSN {header.first_lsn} does not follow segment "
-                    f"{previous.segment}'s {previous.first_lsn}",
-                    segment=number,
-                    offset=24,
-                )
-        headers.append(header)
-    return headers, temps
+            headers.append(_checked_header(fs, number, headers[-1] if headers else None))
+        except CorruptLogError:
+            if not lossy:
+                raise
+            return headers, temps, numbers[index:]
+    return headers, temps, []
+
+
+def _checked_header(fs: FileSystem, number: int, previous: SegmentHeader | None) -> SegmentHeader:
+    file = fs.open(segment_name(number), create=False)
+    try:
+        head = file.pread(SEGMENT_HEADER_SIZE, 0)
+    finally:
+        file.close()
+    header = decode_segment_header(head, number)
+    if previous is None:
+        return header
+    if header.log_id != previous.log_id:
+        raise CorruptLogError(
+            "segment belongs to another log (log id differs)", segment=number, offset=32
+        )
+    if number != previous.segment + 1:
+        raise CorruptLogError(f"segment {previous.segment + 1} is missing", segment=number)
+    if header.first_lsn <= previous.first_lsn:
+        raise CorruptLogError(
+            f"first LSN {header.first_lsn} does not follow segment "
+            f"{previous.segment}'s {previous.first_lsn}",
+            segment=number,
+            offset=24,
+        )
+    return header
 
 
 def _scan(data: bytes, header: SegmentHeader) -> FrameScan:
@@ -197,15 +213,15 @@ def recover(fs: FileSystem, *, writable: bool, lossy: bool) -> Recovered | None:
     Raises:
         CorruptLogError: damage a crash cannot explain (strict mode).
     """
-    headers, temps = load_headers(fs)
+    headers, temps, bad = load_headers(fs, lossy=lossy)
     if writable and temps:
         for name in temps:
             fs.unlink(name)
         fs.fsync_dir()
+    if lossy:
+        return _recover_lossy(fs, headers, bad, writable=writable)
     if not headers:
         return None
-    if lossy:
-        return _recover_lossy(fs, headers, writable=writable)
     last = headers[-1]
     data = read_segment(fs, last.segment)
     scan = _scan(data, last)
@@ -247,43 +263,58 @@ def _cut(fs: FileSystem, segment: int, offset: int) -> None:
         file.close()
 
 
-def _recover_lossy(fs: FileSystem, headers: list[SegmentHeader], *, writable: bool) -> Recovered:
+def _recover_lossy(
+    fs: FileSystem, headers: list[SegmentHeader], bad: list[int], *, writable: bool
+) -> Recovered | None:
+    """Cut the log at the first bad header or frame, wherever it is, and report the cut."""
     for index, header in enumerate(headers):
         data = read_segment(fs, header.segment)
         scan = _scan(data, header)
         is_last = index == len(headers) - 1
         next_first = scan.next_lsn if is_last else headers[index + 1].first_lsn
         if scan.offset == len(data) and scan.next_lsn == next_first:
-            if is_last:
+            if not is_last:
+                continue
+            if not bad:
                 return Recovered(headers[0].log_id, headers, scan.next_lsn, scan.offset)
-            continue
-        later = headers[index + 1 :]
+        later = [h.segment for h in headers[index + 1 :]] + bad
         try:
             tail = classify_bad_frame(data, scan.offset, scan.next_lsn, header.segment)
             lossy = bool(later)  # a torn tail of the last segment is what a crash leaves
         except CorruptLogError as exc:
             tail = Tail(scan.offset, scan.next_lsn, len(data) - scan.offset, 0, exc.reason)
             lossy = True
-        removed_bytes = 0
-        for victim in reversed(later):  # newest first: a crash leaves a prefix, no hole
-            removed_bytes += _size(fs, victim.segment)
-            if writable:
-                fs.unlink(segment_name(victim.segment))
-        if writable:
-            if later:
-                fs.fsync_dir()
+        removed_bytes = _remove(fs, later, writable=writable)
+        if writable and scan.offset < len(data):
             _cut(fs, header.segment, scan.offset)
         report = _report(
-            header.segment,
-            tail,
-            lossy=lossy,
-            removed=tuple(v.segment for v in later),
-            extra_bytes=removed_bytes,
+            header.segment, tail, lossy=lossy, removed=tuple(later), extra_bytes=removed_bytes
         )
         return Recovered(
             headers[0].log_id, headers[: index + 1], scan.next_lsn, scan.offset, report
         )
-    raise AssertionError("unreachable: the loop returns at the last segment")
+    if not bad:
+        return None
+    removed_bytes = _remove(fs, bad, writable=writable)
+    report = RecoveryReport(
+        truncated_bytes=removed_bytes,
+        removed_segments=tuple(bad),
+        lossy=True,
+        reason=f"segment {bad[0]} has a bad header",
+    )
+    return Recovered(b"", [], 1, SEGMENT_HEADER_SIZE, report)
+
+
+def _remove(fs: FileSystem, numbers: list[int], *, writable: bool) -> int:
+    """Delete whole segments newest first (a crash leaves a prefix, never a hole)."""
+    removed = 0
+    for number in reversed(numbers):
+        removed += _size(fs, number)
+        if writable:
+            fs.unlink(segment_name(number))
+    if writable and numbers:
+        fs.fsync_dir()
+    return removed
 
 
 def _size(fs: FileSystem, number: int) -> int:
