@@ -1,19 +1,55 @@
 """lock_db: the lock manager of the Strata family.
 
-Distribution ``lock-db``. Skeleton: nothing is implemented yet; see Phase 2 of
-ROADMAP.md at the repository root. This package will own:
+A pessimistic transaction layer's lock manager, usable on its own: multi-granularity modes
+(IS, IX, S, SIX, X), re-entrant locks with upgrades, strict FIFO queues that never starve
+a writer, blocking acquires with timeouts, key and range locks over ordered byte keys for
+phantom protection, and eager deadlock detection on one wait-for graph with a pluggable
+victim policy. Thread-safe; standard library only.
 
-- multi-granularity lock modes IS, IX, S, SIX, X and their compatibility matrix
-- re-entrant locking and upgrades; FIFO queues per resource without writer starvation
-- blocking ``acquire`` with timeouts, ``try_acquire``, ``release``, ``release_all``
-- key-range locks over ordered byte keys within a named space
-- deadlock detection on one wait-for graph with a pluggable victim policy
-- introspection: holders, waiters, the wait-for graph, counters
+    from lock_db import LockManager, LockMode
 
-Public names are exported through ``__all__``; other packages of the family may use those
-names only, never a private ``_``-prefixed module.
+    locks = LockManager(default_timeout=5.0)
+    locks.acquire("tx1", "table:users", LockMode.IX)
+    locks.acquire_key("tx1", "users", b"alice", LockMode.X)
+    locks.release_all("tx1")
+
+The public API is the names in ``__all__``, documented in ``docs/API.md`` and frozen for
+1.x; modules whose names start with ``_`` are private.
 """
 
+from ._deadlock import VictimPolicy, oldest, youngest
+from ._manager import LockManager
+from ._modes import LockMode
+from ._records import KeyRange, SpaceLock
 from ._version import __version__
+from .errors import (
+    DeadlockError,
+    InvalidRangeError,
+    LockCancelledError,
+    LockError,
+    LockTimeoutError,
+    LockTypeError,
+    LockUsageError,
+    NotHeldError,
+    OwnerBusyError,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "LockManager",
+    "LockMode",
+    "KeyRange",
+    "SpaceLock",
+    "VictimPolicy",
+    "youngest",
+    "oldest",
+    "LockError",
+    "LockTimeoutError",
+    "DeadlockError",
+    "LockCancelledError",
+    "LockUsageError",
+    "LockTypeError",
+    "InvalidRangeError",
+    "NotHeldError",
+    "OwnerBusyError",
+    "__version__",
+]
