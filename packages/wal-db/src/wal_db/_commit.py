@@ -106,24 +106,24 @@ class GroupCommit:
                 self._hand_over(failed=synced is None)
 
     def _hand_over(self, *, failed: bool) -> None:
-        """Wake every waiter now durable (all, on failure); the first other one leads next.
+        """Wake the next leader, then every waiter now durable (all, on failure).
 
         Called with the mutex held. The waiters list is in arrival order, so the next
-        leader is the longest-waiting committer whose LSN is still not durable.
+        leader is the longest-waiting committer whose LSN is still not durable. It is woken
+        first so its flush and fsync start while the released committers return.
         """
-        remaining: list[_Waiter] = []
-        for waiter in self._waiters:
-            if failed or waiter.target <= self.durable_lsn:
-                waiter.parked.release()
-            else:
-                remaining.append(waiter)
-        self._waiters = remaining
-        if remaining and not failed:
+        durable = self.durable_lsn
+        remaining = [w for w in self._waiters if not failed and w.target > durable]
+        if remaining:
             leader = remaining.pop(0)
             leader.lead = True
-            leader.parked.release()  # _syncing stays True: the role passes to it
+            leader.parked.release()  # first, so the next fsync starts as soon as possible
         else:
             self._syncing = False
+        for waiter in self._waiters:
+            if failed or waiter.target <= durable:
+                waiter.parked.release()
+        self._waiters = remaining
 
     def publish(self, lsn: int) -> None:
         """Record that everything up to ``lsn`` is durable (a segment roll fsynced it)."""
