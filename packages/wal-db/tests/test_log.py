@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import os
 import subprocess
 import sys
@@ -38,9 +39,15 @@ def test_payload_types_and_empty_records(logdir: Path) -> None:
         log.append(b"")
         log.append(bytearray(b"ba"))
         log.append(memoryview(b"xmvx")[1:3])
+        log.append_many([memoryview(array.array("i", [1, 2]))])  # 8 bytes, not 2 items
         with pytest.raises(TypeError, match="bytes-like"):
             log.append("text")  # type: ignore[arg-type]
-        assert records(log) == [(1, b""), (2, b"ba"), (3, b"mv")]
+        assert records(log) == [
+            (1, b""),
+            (2, b"ba"),
+            (3, b"mv"),
+            (4, array.array("i", [1, 2]).tobytes()),
+        ]
 
 
 def test_records_roll_across_segments_and_never_span_them(logdir: Path) -> None:

@@ -208,7 +208,7 @@ class WriteAheadLog:
             TypeError: ``payload`` is not bytes-like.
         """
         if type(payload) is not bytes:
-            self._check_payload(payload)
+            payload = self._check_payload(payload)
         elif len(payload) > self._opts.max_record_size:
             raise RecordTooLargeError(len(payload), self._opts.max_record_size)
         # The hot path: encode_frame and _queue inlined (this runs 300,000+ times a second).
@@ -250,9 +250,7 @@ class WriteAheadLog:
         Raises:
             Same as :meth:`append`; nothing is appended if any payload is invalid.
         """
-        items = list(payloads)
-        for payload in items:
-            self._check_payload(payload)
+        items = [self._check_payload(payload) for payload in payloads]
         if not items:
             with self._lock:
                 self._check_writable()
@@ -270,12 +268,15 @@ class WriteAheadLog:
             self._flusher.kick()
         return range(first, last + 1)
 
-    def _check_payload(self, payload: _Payload) -> None:
+    def _check_payload(self, payload: _Payload) -> bytes | bytearray | memoryview:
+        """The payload as a flat byte buffer, after the type and size checks."""
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise TypeError(f"payload must be bytes-like, not {type(payload).__name__}")
-        size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
-        if size > self._opts.max_record_size:
-            raise RecordTooLargeError(size, self._opts.max_record_size)
+        if isinstance(payload, memoryview) and (payload.format != "B" or payload.ndim != 1):
+            payload = payload.cast("B")  # so len() counts bytes, not elements
+        if len(payload) > self._opts.max_record_size:
+            raise RecordTooLargeError(len(payload), self._opts.max_record_size)
+        return payload
 
     def _check_writable(self) -> None:
         if self._closed:
