@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from wal_db import WriteAheadLog
+from wal_db import OsFile, OsFileSystem, WriteAheadLog
 
 RECORD = b"r" * 100
 ROUNDS = 5
@@ -107,6 +107,41 @@ def commit_rate(log: WriteAheadLog, threads: int, per_thread: int) -> float:
     return threads * per_thread / (time.perf_counter() - start)
 
 
+class _NoSyncFile(OsFile):
+    """A real file whose fsync does nothing: measures the commit path's CPU cost alone."""
+
+    def fsync(self) -> None:
+        pass
+
+
+class _NoSyncFS(OsFileSystem):
+    def open(self, name: str, *, create: bool = True) -> OsFile:
+        return _NoSyncFile(os.path.join(self.path, name), create=create)
+
+
+def cpu_ceiling(directory: str) -> float:
+    """16 committing threads with fsync skipped: the most the group commit can do here."""
+    rates = []
+    for round_ in range(3):
+        with WriteAheadLog.open(_NoSyncFS(os.path.join(directory, f"nosync{round_}"))) as log:
+            rates.append(commit_rate(log, 16, COMMITS))
+    return statistics.median(rates)
+
+
+def fsync_latency_ms(directory: str) -> float:
+    fd = os.open(os.path.join(directory, "latency"), os.O_WRONLY | os.O_CREAT, 0o644)
+    samples = []
+    try:
+        for _ in range(200):
+            os.write(fd, RECORD)
+            start = time.perf_counter()
+            os.fsync(fd)
+            samples.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+    return statistics.median(samples) * 1000
+
+
 def durable_ratios(directory: str) -> dict[str, float]:
     raw, one_interleaved = one_thread_vs_raw(directory)
     one, many, many_vs_one = [], [], []
@@ -116,6 +151,8 @@ def durable_ratios(directory: str) -> dict[str, float]:
             many.append(commit_rate(log, 16, COMMITS // 3))
             many_vs_one.append(many[-1] / one[-1])
     return {
+        "fsync_ms": fsync_latency_ms(directory),
+        "ceiling": cpu_ceiling(directory),
         "raw": raw,
         "one": one_interleaved,
         "many": statistics.median(many),
@@ -154,8 +191,16 @@ def main() -> int:
             ">= 4x",
             durable["many_vs_one"] >= 4,
         ),
+        ("median fsync latency (raw)", f"{durable['fsync_ms']:.2f} ms", "(context)", None),
+        (
+            "16 threads, fsync skipped (CPU ceiling)",
+            f"{durable['ceiling']:,.0f} commits/s",
+            "(context)",
+            None,
+        ),
     ]
     print("\n### wal-db benchmarks (medians; durable ratios per interleaved round)\n")
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
     print("| measurement | result | target | met |")
     print("|---|---|---|---|")
     for name, value, target, met in rows:
