@@ -206,12 +206,13 @@ class Engine:
 
     def _refuse(self, record: OwnerRecord, resource: Hashable, code: int, try_only: bool) -> bool:
         """A request that may not wait and cannot be granted now: False, or a timeout."""
-        self._tidy_owner(record)
+        owner = record.owner
+        self._tidy_owner(record)  # may recycle the record: read nothing from it after this
         if try_only:
             self._try_failures += 1
             return False
         self._timeouts += 1
-        raise LockTimeoutError(record.owner, resource, MODES[code], 0)
+        raise LockTimeoutError(owner, resource, MODES[code], 0)
 
     # -- waiting -----------------------------------------------------------------------
 
@@ -259,8 +260,9 @@ class Engine:
             assert waiter.cell is not None
             return cell_blockers(waiter.cell, waiter.owner, waiter.target, waiter.order)
         assert isinstance(space, Space)
+        point = waiter.cell is not None
         return space_blockers(
-            space, waiter.owner, waiter.lo, waiter.hi, waiter.target, waiter.order
+            space, waiter.owner, waiter.lo, waiter.hi, point, waiter.target, waiter.order
         )
 
     def _edges(self, owner: Hashable) -> Iterator[Hashable] | None:
@@ -378,7 +380,7 @@ class Engine:
                 while queue:
                     head = queue[0]
                     blockers = space_blockers(
-                        space, head.owner, head.lo, head.hi, head.target, head.order
+                        space, head.owner, head.lo, head.hi, True, head.target, head.order
                     )
                     if next(blockers, None) is not None:
                         break

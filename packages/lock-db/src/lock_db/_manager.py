@@ -23,7 +23,6 @@ before (see the victim policy).
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
 
 from ._deadlock import VictimPolicy, youngest
 from ._engine import check_timeout
@@ -143,11 +142,14 @@ class LockManager(SpaceOps):
         if type(mode) is not LockMode:
             raise mode_error(mode)
         code = mode._value_
-        with self._mutex:
+        mutex = self._mutex
+        mutex.acquire()
+        try:
             cell = self._resources.get(resource)
             record = self._record(owner)
             if cell is None:
-                cell = self._resources[resource] = self._new_cell()
+                pool = self._cell_pool
+                cell = self._resources[resource] = pool.pop() if pool else Cell()
                 cell.holders[owner] = [code, 1]
                 cell.counts[code] = 1
                 cell.present = BITS[code]
@@ -155,6 +157,8 @@ class LockManager(SpaceOps):
                 self._grants += 1
                 return True
             return self._request(record, resource, cell, code, None, True)
+        finally:
+            mutex.release()
 
     def release(self, owner: Hashable, resource: Hashable) -> None:
         """Undo one grant of ``owner``'s lock on ``resource``.
@@ -334,7 +338,7 @@ class LockManager(SpaceOps):
                 if record.waiter is not None
             }
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, int]:
         """Counters since creation and gauges of the current state.
 
         Returns:

@@ -47,6 +47,7 @@ __all__ = [
     "Space",
     "check_key",
     "check_range",
+    "covers_a_key",
     "is_point",
     "overlaps",
     "space_blockers",
@@ -64,7 +65,7 @@ class Space:
         self.pool = pool
         self.points: dict[bytes, Cell] = {}
         #: The keys of ``points``, sorted; built when a range request first needs it and
-        #: kept while the space has range locks, so key-only spaces never pay for it.
+        #: kept until the space is dropped, so key-only spaces never pay for it.
         self.point_keys: list[bytes] | None = None
         self.ranges: dict[tuple[bytes, bytes | None], Cell] = {}
         self.range_queue: list[Waiter] = []
@@ -111,8 +112,6 @@ class Space:
         if not cell.holders:
             del self.ranges[(lo, hi)]
             self._recycle(cell)
-            if not self.ranges and not self.range_queue:
-                self.point_keys = None
 
     def _recycle(self, cell: Cell) -> None:
         if len(self.pool) < POOL_LIMIT:
@@ -159,6 +158,15 @@ def check_range(lo: object, hi: object) -> tuple[bytes, bytes | None]:
     return low, high
 
 
+def covers_a_key(space: Space, lo: bytes, hi: bytes | None) -> bool:
+    """Whether some key of ``space`` that is held or waited for lies in ``[lo, hi)``."""
+    if not space.points:
+        return False
+    keys = space.sorted_keys()
+    index = bisect_left(keys, lo)
+    return index < len(keys) and (hi is None or keys[index] < hi)
+
+
 def is_point(lo: bytes, hi: bytes | None) -> bool:
     """Whether ``[lo, hi)`` holds exactly one key (``hi == lo + b"\\x00"``)."""
     return hi is not None and len(hi) == len(lo) + 1 and hi[-1] == 0 and hi.startswith(lo)
@@ -170,15 +178,20 @@ def overlaps(lo: bytes, hi: bytes | None, other_lo: bytes, other_hi: bytes | Non
 
 
 def space_blockers(
-    space: Space, owner: Hashable, lo: bytes, hi: bytes | None, target: int, order: int
+    space: Space,
+    owner: Hashable,
+    lo: bytes,
+    hi: bytes | None,
+    point: bool,
+    target: int,
+    order: int,
 ) -> Iterator[Hashable]:
-    """The blocking rule for a key or range request in ``space``.
+    """The blocking rule for a key (``point``) or range request in ``space``.
 
     Yields the other owners that hold an overlapping lock in an incompatible mode or wait
     (ahead, by order) for an overlapping one; possibly repeated.
     """
     compatible = COMPATIBLE[target]
-    point = is_point(lo, hi)
     if point:
         cell = space.points.get(lo)
         if cell is not None:

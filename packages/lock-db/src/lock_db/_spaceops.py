@@ -1,52 +1,39 @@
-"""Key and range lock operations of the manager: acquire, try, release, release all.
+"""The public key and range operations: acquire, try, release for keys and ranges.
 
 Theory of operation
 -------------------
-Every key or range request is normalised to a half-open range ``[lo, hi)`` of its space
-(a key ``k`` becoming ``[k, k + b"\\x00")``) and then follows one path, the space version
-of the resource path in ``_engine``:
+These methods validate their arguments, take the mutex and hand the request to the
+general path of ``_spaceengine``, except in the two uncontended cases that are common
+enough to deserve an inline fast path, mirroring ``acquire`` and ``release`` of
+resources:
 
-1. find the exact lock the owner may already hold (a key's cell, or the cell of exactly
-   ``[lo, hi)``); holding a mode that covers the request is re-entry, holding less makes
-   the request a conversion to the supremum, ordered ahead of new requests;
-2. apply the blocking rule across the space (``_space.space_blockers``); no blocker means
-   the grant is installed at once;
-3. otherwise the request waits: a key request in its key's queue, a range request in the
-   space's range queue, both sorted by order and both part of the one wait-for graph.
+- a key nobody holds or waits for, in a space without range locks or range waiters (no
+  range can cover it and nothing can be queued ahead of it): the cell is taken from the
+  pool and the grant installed directly;
+- a range in a space without range locks or range waiters, covering no key that anybody
+  holds or waits for (checked by bisecting the space's sorted key index): likewise.
 
-A key request in a space with no range locks and no range waiters, for a key nobody
-holds, skips straight to the grant: that is the uncontended fast path for key locks.
-
-Releasing a key lets the key's queue move (or the whole space, when range waiters exist,
-since any of them might cover the key); releasing a range lets the whole space move.
+Releasing the last grant of a key or range nobody waits behind takes the mirror-image
+path. Everything else (re-entry, upgrades, contention, ranges among ranges) goes through
+the general path, which applies the full blocking rule.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Hashable
-from typing import Any
 
-from ._engine import Engine, check_timeout
-from ._modes import BITS, SUPREMUM, LockMode, mode_error
-from ._records import (
-    CONVERSION_OFFSET,
-    POOL_LIMIT,
-    Cell,
-    KeyRange,
-    OwnerRecord,
-    Waiter,
-    add_hold,
-    drop_hold,
-)
-from ._records import enqueue as enqueue_waiter
-from ._space import Space, check_key, check_range, is_point, space_blockers
+from ._engine import check_timeout
+from ._modes import BITS, LockMode, mode_error
+from ._records import POOL_LIMIT, Cell, KeyRange, drop_hold
+from ._space import check_key, check_range, covers_a_key, is_point
+from ._spaceengine import SpaceEngine
 from .errors import NotHeldError
 
 __all__ = ["SpaceOps"]
 
 
-class SpaceOps(Engine):
+class SpaceOps(SpaceEngine):
     """The key and range half of :class:`~lock_db.LockManager`'s public surface."""
 
     def acquire_key(
@@ -225,14 +212,33 @@ class SpaceOps(Engine):
         """
         if type(mode) is not LockMode:
             raise mode_error(mode)
-        low, high = check_range(lo, hi)
+        if type(lo) is not bytes or type(hi) is not bytes or lo >= hi:
+            lo, hi = check_range(lo, hi)
         timeout = self._default_timeout if timeout is None else check_timeout(timeout)
-        with self._mutex:
+        code = mode._value_
+        mutex = self._mutex
+        mutex.acquire()
+        try:
             found = self._spaces.get(space)
             record = self._record(owner)
             if found is None:
                 found = self._new_space(space)
-            self._request_space(record, found, low, high, mode._value_, timeout, False)
+            elif found.ranges or found.range_queue or covers_a_key(found, lo, hi):
+                self._request_space(record, found, lo, hi, code, timeout, False)
+                return
+            if is_point(lo, hi):
+                self._request_space(record, found, lo, hi, code, timeout, False)
+                return
+            # Fast path: no range lock in the space and no locked key inside [lo, hi).
+            pool = self._cell_pool
+            cell = found.ranges[(lo, hi)] = pool.pop() if pool else Cell()
+            cell.holders[owner] = [code, 1]
+            cell.counts[code] = 1
+            cell.present = BITS[code]
+            record.ranges[(space, lo, hi)] = cell
+            self._grants += 1
+        finally:
+            mutex.release()
 
     def try_acquire_range(
         self,
@@ -285,109 +291,36 @@ class SpaceOps(Engine):
             InvalidRangeError: ``lo >= hi``.
             LockTypeError: a bound is neither bytes nor None.
         """
-        low, high = check_range(lo, hi)
-        self._release_space(owner, space, low, high)
-
-    # -- mechanics ---------------------------------------------------------------------
-
-    def _request_space(
-        self,
-        record: OwnerRecord,
-        space: Space,
-        lo: bytes,
-        hi: bytes | None,
-        code: int,
-        timeout: float | None,
-        try_only: bool,
-    ) -> bool:
-        """A key or range request, with the mutex held (the general path)."""
-        owner = record.owner
-        point = is_point(lo, hi)
-        cell = space.points.get(lo) if point else space.ranges.get((lo, hi))
-        hold = None if cell is None else cell.holders.get(owner)
-        if hold is None:
-            target = code
-            order = self._next_order()
-        else:
-            target = SUPREMUM[hold[0]][code]
-            if target == hold[0]:
-                hold[1] += 1
-                self._grants += 1
-                return True
-            order = self._next_order() - CONVERSION_OFFSET
-        if next(space_blockers(space, owner, lo, hi, target, order), None) is None:
-            if cell is None:
-                cell = space.point_cell(lo) if point else space.range_cell(lo, hi)
-            if add_hold(cell, owner, target):
-                self._upgrades += 1
-            if point:
-                record.keys[(space.name, lo)] = cell
-            else:
-                record.ranges[(space.name, lo, hi)] = cell
-            self._grants += 1
-            return True
-        target_name = KeyRange(space.name, lo, hi)
-        if try_only or timeout == 0:
-            return self._refuse(record, target_name, code, try_only)
-        waiter = Waiter(record, code, target, order, target_name, None)
-        waiter.space = space
-        waiter.lo = lo
-        waiter.hi = hi
-        if point:
-            waiter.cell = space.point_cell(lo)
-            enqueue_waiter(waiter.cell.queue, waiter)
-            space.waiting_keys.add(lo)
-        else:
-            enqueue_waiter(space.range_queue, waiter)
-        self._wait(waiter, timeout)
-        return True
-
-    def _release_space(self, owner: Hashable, name: Hashable, lo: bytes, hi: bytes | None) -> None:
-        point = is_point(lo, hi)
-        with self._mutex:
+        if type(lo) is not bytes or type(hi) is not bytes or lo >= hi:
+            lo, hi = check_range(lo, hi)
+        if is_point(lo, hi):
+            self._release_space(owner, space, lo, hi)
+            return
+        lock = (space, lo, hi)
+        mutex = self._mutex
+        mutex.acquire()
+        try:
             record = self._owners.get(owner)
-            locks: dict[Any, Cell] = {}
-            if record is not None:
-                locks = record.keys if point else record.ranges
-            lock = (name, lo) if point else (name, lo, hi)
-            cell = locks.get(lock)
+            cell = None if record is None else record.ranges.get(lock)
             if cell is None:
-                raise NotHeldError(owner, KeyRange(name, lo, hi))
+                raise NotHeldError(owner, KeyRange(space, lo, hi))
             assert record is not None
             self._releases += 1
-            if not drop_hold(cell, owner, entirely=False):
+            hold = cell.holders[owner]
+            if hold[1] > 1:
+                hold[1] -= 1
                 return
-            del locks[lock]
-            space = self._spaces[name]
-            if point:
-                space.tidy_point(lo, cell)
-                self._space_pass(space, lo)
-            else:
-                space.tidy_range(lo, hi, cell)
-                self._space_pass(space, None)
-            self._tidy_owner(record)
-
-    def _release_space_locks(self, record: OwnerRecord) -> None:
-        """Drop all of ``record``'s key and range locks, then let each space move once."""
-        touched: dict[Hashable, set[bytes] | None] = {}
-        for (name, key), cell in record.keys.items():
-            drop_hold(cell, record.owner, entirely=True)
-            self._spaces[name].tidy_point(key, cell)
-            keys = touched.setdefault(name, set())
-            if keys is not None:
-                keys.add(key)
-        for (name, lo, hi), cell in record.ranges.items():
-            drop_hold(cell, record.owner, entirely=True)
-            self._spaces[name].tidy_range(lo, hi, cell)
-            touched[name] = None
-        record.keys.clear()
-        record.ranges.clear()
-        for name, keys in touched.items():
-            space = self._spaces[name]
-            if keys is None or space.range_queue:
-                self._space_pass(space, None)
-                continue
-            for key in keys:
-                self._space_pass(space, key)
-                if name not in self._spaces:
-                    break
+            del record.ranges[lock]
+            drop_hold(cell, owner, entirely=True)
+            found = self._spaces[space]
+            found.tidy_range(lo, hi, cell)
+            if found.range_queue or found.waiting_keys:
+                self._space_pass(found, None)
+            elif not found.points and not found.ranges:
+                self._drop_space(found)
+            if not (record.resources or record.keys or record.ranges or record.waiter):
+                del self._owners[owner]
+                if len(self._record_pool) < POOL_LIMIT:
+                    self._record_pool.append(record)
+        finally:
+            mutex.release()
