@@ -25,7 +25,7 @@ from collections.abc import Hashable
 
 from ._engine import check_timeout
 from ._modes import BITS, LockMode, mode_error
-from ._records import POOL_LIMIT, Cell, KeyRange, drop_hold
+from ._records import POOL_LIMIT, Cell, KeyRange
 from ._space import check_key, check_range, covers_a_key, is_point
 from ._spaceengine import SpaceEngine
 from .errors import NotHeldError
@@ -226,7 +226,7 @@ class SpaceOps(SpaceEngine):
             elif found.ranges or found.range_queue or covers_a_key(found, lo, hi):
                 self._request_space(record, found, lo, hi, code, timeout, False)
                 return
-            if is_point(lo, hi):
+            if hi is not None and len(hi) == len(lo) + 1 and is_point(lo, hi):
                 self._request_space(record, found, lo, hi, code, timeout, False)
                 return
             # Fast path: no range lock in the space and no locked key inside [lo, hi).
@@ -293,7 +293,7 @@ class SpaceOps(SpaceEngine):
         """
         if type(lo) is not bytes or type(hi) is not bytes or lo >= hi:
             lo, hi = check_range(lo, hi)
-        if is_point(lo, hi):
+        if hi is not None and len(hi) == len(lo) + 1 and is_point(lo, hi):
             self._release_space(owner, space, lo, hi)
             return
         lock = (space, lo, hi)
@@ -311,9 +311,18 @@ class SpaceOps(SpaceEngine):
                 hold[1] -= 1
                 return
             del record.ranges[lock]
-            drop_hold(cell, owner, entirely=True)
+            del cell.holders[owner]
+            code = hold[0]
+            count = cell.counts[code] - 1
+            cell.counts[code] = count
+            if not count:
+                cell.present &= ~BITS[code]
             found = self._spaces[space]
-            found.tidy_range(lo, hi, cell)
+            if not cell.holders:
+                del found.ranges[(lo, hi)]
+                pool = self._cell_pool
+                if len(pool) < POOL_LIMIT:
+                    pool.append(cell)
             if found.range_queue or found.waiting_keys:
                 self._space_pass(found, None)
             elif not found.points and not found.ranges:
