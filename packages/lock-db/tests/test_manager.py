@@ -192,7 +192,8 @@ def test_timeout_zero_never_waits(manager: LockManager) -> None:
 
 def test_a_timed_out_waiter_lets_the_ones_behind_it_through(manager: LockManager) -> None:
     manager.acquire("a", "r", S)
-    writer = Call(manager.acquire, "w", "r", X, timeout=0.2)
+    # Long enough for the reader to queue behind the writer even on a loaded machine.
+    writer = Call(manager.acquire, "w", "r", X, timeout=1.0)
     wait_until_waiting(manager, "w", calls=[writer])
     reader = blocked_call(manager, "b", manager.acquire, "r", S)  # queued behind the writer
     with pytest.raises(LockTimeoutError):
