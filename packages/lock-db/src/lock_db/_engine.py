@@ -137,10 +137,6 @@ class Engine:
             if len(self._record_pool) < POOL_LIMIT:
                 self._record_pool.append(record)
 
-    def _new_cell(self) -> Cell:
-        pool = self._cell_pool
-        return pool.pop() if pool else Cell()
-
     def _drop_cell(self, resource: Hashable, cell: Cell) -> None:
         del self._resources[resource]
         if len(self._cell_pool) < POOL_LIMIT:

@@ -7,11 +7,12 @@ public method checks its arguments first (mode type, key types, range bounds, ti
 nothing is half done when a :class:`~lock_db.LockUsageError` is raised, then takes the one
 mutex for a short, bounded critical section.
 
-The uncontended paths are written out inline, because at a few microseconds per call the
-cost is the number of Python operations: ``acquire`` on a resource nobody holds or waits
-for is one mutex round trip, three dict operations and the creation of one small cell;
-``release`` of the last hold is the mirror image. Everything else (re-entry, upgrades,
-contention, ranges) goes through the engine's general path.
+The uncontended paths are written out inline, because at a microsecond or two per call
+the cost is the number of Python operations: ``acquire`` on a resource nobody holds or
+waits for is one mutex round trip (``acquire``/``release`` calls, which cost half of a
+``with`` block here), a few dict operations, and a cell and (for a new owner) an owner
+record taken from the engine's pools; ``release`` of the last hold is the mirror image.
+Everything else (re-entry, upgrades, contention) goes through the engine's general path.
 
 Lifetimes: a resource's cell exists while someone holds or waits for it, an owner's record
 while it holds or waits for something, a space while it has any lock or waiter. Memory is

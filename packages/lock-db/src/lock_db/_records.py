@@ -177,10 +177,6 @@ class Waiter:
         self.signal = threading.Lock()
         self.signal.acquire()
 
-    @property
-    def is_conversion(self) -> bool:
-        return self.order < 0
-
 
 def add_hold(cell: Cell, owner: Hashable, code: int) -> bool:
     """Grant ``code`` to ``owner`` on ``cell`` (count one more grant).

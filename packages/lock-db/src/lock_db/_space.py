@@ -20,7 +20,9 @@ Storage is shaped for the common case, many key locks and few range locks:
 
 - ``points``: key -> :class:`~lock_db._records.Cell` holding that key's holders and its
   FIFO queue of key waiters; ``point_keys`` is the same keys sorted, so a range finds the
-  keys it covers by bisection.
+  keys it covers by bisection. It is built the first time a range request needs it and
+  kept (insort on each new key) until the space goes idle, so spaces that only ever see
+  key locks never maintain it.
 - ``ranges``: ``(lo, hi)`` -> cell of holders of exactly that range; ``range_queue`` holds
   every waiting range request of the space, sorted by order.
 
