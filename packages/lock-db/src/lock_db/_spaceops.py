@@ -163,7 +163,8 @@ class SpaceOps(SpaceEngine):
                 found.tidy_point(key, cell)
                 self._space_pass(found, key)
             elif not cell.holders:
-                # Fast path: the key is free and nobody waits in the space.
+                # Fast path: the key is free, nobody queues for it, no range waiter can
+                # cover it (waiters on other keys cannot be waiting for this one).
                 del found.points[key]
                 if found.point_keys is not None:
                     del found.point_keys[bisect_left(found.point_keys, key)]
