@@ -1,8 +1,9 @@
-"""What the Strata family can do so far: durable pages (page-db) and a write-ahead log (wal-db).
+"""What the Strata family can do so far: pages, a write-ahead log and a lock manager.
 
 Run with `python3 demo.py` after `python3 -m pip install ./packages/*`. It grows as packages
-land; today it shows page-db (pages, checkpoints, a simulated crash, corruption caught) and
-wal-db (group commit across threads, a torn tail cut on reopen, truncation).
+land; today it shows page-db (pages, checkpoints, a simulated crash, corruption caught),
+wal-db (group commit across threads, a torn tail cut on reopen, truncation) and lock-db
+(intention locks, key ranges, a deadlock broken by picking the youngest transaction).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import tempfile
 import threading
 import time
 
+import lock_db
 import page_db
 import wal_db
+from lock_db import DeadlockError, LockManager, LockMode
 from page_db import CorruptPageError, PageStore
 from wal_db import WriteAheadLog
 
@@ -23,6 +26,40 @@ def main() -> None:
     page_demo()
     print()
     wal_demo()
+    print()
+    lock_demo()
+
+
+def lock_demo() -> None:
+    print(f"lock-db {lock_db.__version__}")
+    locks = LockManager(default_timeout=5.0)
+    locks.acquire("tx1", "table:users", LockMode.IX)
+    locks.acquire_range("tx1", "users", b"a", b"m", LockMode.S)  # phantom protection
+    locks.acquire("tx2", "table:users", LockMode.IX)  # intention locks are compatible
+    print("tx1 and tx2 both hold IX on the table; tx1 holds S on keys [a, m)")
+    print("tx2 may take key 'zed':", locks.try_acquire_key("tx2", "users", b"zed", LockMode.X))
+    print("tx2 may take key 'bob':", locks.try_acquire_key("tx2", "users", b"bob", LockMode.X))
+    outcome: list[str] = []
+
+    def tx1_wants_zed() -> None:
+        try:
+            locks.acquire_key("tx1", "users", b"zed", LockMode.S)
+            outcome.append("tx1 got 'zed'")
+        except DeadlockError as exc:
+            outcome.append(f"tx1: {exc}")
+
+    waiter = threading.Thread(target=tx1_wants_zed)
+    waiter.start()
+    while not locks.space_waiters("users") and waiter.is_alive():
+        time.sleep(0.001)
+    try:  # tx2 now waits for tx1 while tx1 waits for tx2: a cycle
+        locks.acquire_key("tx2", "users", b"bob", LockMode.X)
+    except DeadlockError as exc:
+        print(f"deadlock detected, youngest victim tx2: {exc}")
+        locks.release_all("tx2")
+    waiter.join()
+    print(outcome[0])
+    print("stats:", locks.stats())
 
 
 def wal_demo() -> None:
