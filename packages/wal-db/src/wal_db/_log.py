@@ -41,16 +41,16 @@ from ._layout import (
     FRAME_HEADER,
     LOCK_NAME,
     SEGMENT_HEADER_SIZE,
-    segment_name,
 )
-from ._options import LogOptions, LogStats
+from ._options import LogOptions, LogStats, check_payload
 from ._replay import replay_segments
 from ._segments import (
     Recovered,
     RecoveryReport,
     create_segment,
+    delete_oldest_first,
     load_headers,
-    new_log_id,
+    open_active,
     recover,
 )
 from .errors import (
@@ -96,23 +96,14 @@ class WriteAheadLog:
         recovered = recover(fs, writable=not options.read_only, lossy=options.lossy)
         if recovered is None:
             recovered = Recovered(b"", [], 1, SEGMENT_HEADER_SIZE)
+        if not options.read_only:
+            self._file, created = open_active(fs, recovered)
+            self._stats.segments_created += created
         self.recovery: RecoveryReport = recovered.report
         self._headers = recovered.headers
         self._log_id = recovered.log_id
         self._next_lsn = recovered.next_lsn
         self._end = recovered.end_offset
-        if options.read_only:
-            self._file = None
-        elif not self._headers:  # a new log (or every segment was dropped as bad)
-            self._log_id = new_log_id()
-            self._file = create_segment(fs, 1, self._next_lsn, self._log_id)
-            self._headers = [SegmentHeader(1, self._next_lsn, self._log_id)]
-            self._stats.segments_created += 1
-        else:
-            self._file = fs.open(segment_name(self._headers[-1].segment), create=False)
-            # What recovery read may sit only in the OS cache (a process crash without
-            # power loss); make it durable before frames start claiming it is.
-            self._file.fsync()
         self._written = self._end  # bytes of the active segment handed to the OS
         self._flushed_lsn = self._next_lsn - 1
         # What recovery found is on disk (the writer fsynced it above).
@@ -208,7 +199,7 @@ class WriteAheadLog:
             TypeError: ``payload`` is not bytes-like.
         """
         if type(payload) is not bytes:
-            payload = self._check_payload(payload)
+            payload = check_payload(payload, self._opts.max_record_size)
         elif len(payload) > self._opts.max_record_size:
             raise RecordTooLargeError(len(payload), self._opts.max_record_size)
         # The hot path: encode_frame and _queue inlined (this runs 300,000+ times a second).
@@ -250,7 +241,7 @@ class WriteAheadLog:
         Raises:
             Same as :meth:`append`; nothing is appended if any payload is invalid.
         """
-        items = [self._check_payload(payload) for payload in payloads]
+        items = [check_payload(payload, self._opts.max_record_size) for payload in payloads]
         if not items:
             with self._lock:
                 self._check_writable()
@@ -267,16 +258,6 @@ class WriteAheadLog:
         elif self._flusher is not None and last - self._commit.durable_lsn >= self._opts.sync_every:
             self._flusher.kick()
         return range(first, last + 1)
-
-    def _check_payload(self, payload: _Payload) -> bytes | bytearray | memoryview:
-        """The payload as a flat byte buffer, after the type and size checks."""
-        if not isinstance(payload, (bytes, bytearray, memoryview)):
-            raise TypeError(f"payload must be bytes-like, not {type(payload).__name__}")
-        if isinstance(payload, memoryview) and (payload.format != "B" or payload.ndim != 1):
-            payload = payload.cast("B")  # so len() counts bytes, not elements
-        if len(payload) > self._opts.max_record_size:
-            raise RecordTooLargeError(len(payload), self._opts.max_record_size)
-        return payload
 
     def _check_writable(self) -> None:
         if self._closed:
@@ -467,9 +448,7 @@ class WriteAheadLog:
             if not victims:
                 return 0
             try:
-                for header in victims:
-                    self._fs.unlink(segment_name(header.segment))
-                self._fs.fsync_dir()
+                delete_oldest_first(self._fs, victims)
             except OSError as exc:
                 self._set_poison(exc)
             self._stats.segments_deleted += len(victims)

@@ -6,8 +6,11 @@ import math
 from dataclasses import dataclass, replace
 
 from ._layout import MAX_LENGTH_FIELD, MIN_SEGMENT_SIZE
+from .errors import RecordTooLargeError
 
-__all__ = ["LogOptions", "LogStats"]
+__all__ = ["LogOptions", "LogStats", "check_payload"]
+
+Payload = bytes | bytearray | memoryview
 
 _SYNC_POLICIES = ("always", "interval", "never")
 _RECOVERY_MODES = ("strict", "truncate")
@@ -105,3 +108,19 @@ class LogStats:
     def snapshot(self, **positions: int | bool) -> LogStats:
         """A copy with the position fields filled in."""
         return replace(self, **positions)  # type: ignore[arg-type]
+
+
+def check_payload(payload: Payload, limit: int) -> Payload:
+    """The payload as a flat byte buffer, after the type and size checks.
+
+    Raises:
+        TypeError: not bytes, bytearray or memoryview.
+        RecordTooLargeError: longer than ``limit`` bytes.
+    """
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise TypeError(f"payload must be bytes-like, not {type(payload).__name__}")
+    if isinstance(payload, memoryview) and (payload.format != "B" or payload.ndim != 1):
+        payload = payload.cast("B")  # so len() counts bytes, not elements
+    if len(payload) > limit:
+        raise RecordTooLargeError(len(payload), limit)
+    return payload

@@ -126,6 +126,33 @@ def create_segment(fs: FileSystem, number: int, first_lsn: int, log_id: bytes) -
     return file
 
 
+def open_active(fs: FileSystem, recovered: Recovered) -> tuple[LogFile, bool]:
+    """A writer's active segment: the last one, or a new segment 1 for a new log.
+
+    Updates ``recovered`` (headers, log id) when it creates the segment.
+
+    Returns:
+        The open file and whether it was created.
+    """
+    if not recovered.headers:  # a new log (or lossy recovery dropped every segment)
+        recovered.log_id = new_log_id()
+        file = create_segment(fs, 1, recovered.next_lsn, recovered.log_id)
+        recovered.headers = [SegmentHeader(1, recovered.next_lsn, recovered.log_id)]
+        return file, True
+    file = fs.open(segment_name(recovered.headers[-1].segment), create=False)
+    # What recovery read may sit only in the OS cache (a process crash without power
+    # loss); make it durable before new frames start claiming it is.
+    file.fsync()
+    return file, False
+
+
+def delete_oldest_first(fs: FileSystem, headers: list[SegmentHeader]) -> None:
+    """Unlink whole segments oldest first, then fsync the directory once (no holes)."""
+    for header in headers:
+        fs.unlink(segment_name(header.segment))
+    fs.fsync_dir()
+
+
 def load_headers(
     fs: FileSystem, *, lossy: bool = False
 ) -> tuple[list[SegmentHeader], list[str], list[int]]:
