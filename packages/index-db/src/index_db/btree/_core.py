@@ -1,0 +1,155 @@
+"""Tree state and node access shared by the B+tree's operations.
+
+Theory of operation
+-------------------
+``TreeCore`` holds what a tree is at a moment — root page id, height, key count — and the
+two node caches. Leaves are cached in page-db's per-frame ``extra`` slot: a read guard on
+a warm leaf returns the decoded :class:`Leaf` and nothing is decoded. Branches are cached
+in a dict on the tree (``branches``), so a warm descent touches no read guard above the
+leaf level; branches are a small fraction of the pages (about one per 300 leaves with
+16-byte keys) and change only under the tree latch, so the dict is exact. A write guard
+drops ``extra``; every writer re-sets it to the node it just encoded.
+
+Latching. One mutex (``latch``) is held for each whole operation (get, put, delete, one
+leaf batch of an iterator, verify). Readers therefore exclude the writer and each other,
+but CPython's GIL would serialise their pure-Python work anyway, and a plain lock costs a
+fraction of a microsecond where a shared/exclusive latch costs several. ``shape`` counts
+structural changes (splits, merges, redistributions, bulk loads); an iterator that sees it
+change re-descends from the last key it returned.
+
+A write that fails half-way (an I/O error, a full pool, a corrupt page found while
+rebalancing) leaves nodes in memory that may not match their pages, so the tree marks
+itself broken and refuses further use; reopen it from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_right as _bisect_right
+from typing import Any
+
+from page_db import InvalidPageIdError, PageStore
+
+from ..errors import CorruptIndexError, IndexUsageError, IteratorInvalidatedError
+from . import _layout as L
+from ._node import Branch, Leaf, decode_branch, decode_leaf, encode_branch, encode_leaf
+
+__all__ = ["TreeCore", "BRANCH_CACHE_LIMIT"]
+
+BRANCH_CACHE_LIMIT = 1 << 16
+"""Branches kept decoded on the tree before the dict is cleared and refilled."""
+
+
+class TreeCore:
+    """State, latch and node I/O of one tree on one store."""
+
+    def __init__(self, store: PageStore, root: int, height: int, count: int) -> None:
+        payload = store.payload_size
+        self.store = store
+        self.root = root
+        self.height = height
+        self.count = count
+        self.cap = L.capacity(payload)
+        self.max_cell = L.max_cell(payload)
+        self.max_key = L.max_key_size(payload)
+        self.min_fill = L.min_fill(payload)
+        self.branches: dict[int, Branch] = {}
+        self.latch = threading.Lock()
+        self.shape = 0
+        self.broken: BaseException | None = None
+
+    # --- state -----------------------------------------------------------------------
+    def check_usable(self) -> None:
+        """Raise if an earlier write failed half-way."""
+        if self.broken is not None:
+            raise IndexUsageError(
+                "the B+tree is unusable after a failed write "
+                f"({type(self.broken).__name__}: {self.broken}); reopen it from the "
+                "last checkpoint"
+            )
+
+    def check_iterable(self) -> None:
+        """As :meth:`check_usable`, for an iterator between batches."""
+        if self.broken is not None:
+            raise IteratorInvalidatedError(
+                "the B+tree became unusable (a write failed) while iterating"
+            )
+
+    def meta(self) -> bytes:
+        """The 20-byte meta record naming this tree."""
+        return L.META.pack(L.META_MAGIC, L.META_VERSION, 0, self.root, self.count)
+
+    # --- reading nodes -----------------------------------------------------------------
+    def _read(self, pid: int) -> Any:
+        try:
+            return self.store.read(pid)
+        except InvalidPageIdError:
+            raise CorruptIndexError(f"tree points to unallocated page {pid}") from None
+
+    def branch(self, pid: int, level: int) -> Branch:
+        """The decoded branch ``pid`` (expected at ``level``), from the cache if warm."""
+        node = self.branches.get(pid)
+        if node is not None:
+            if node.level != level:
+                raise CorruptIndexError(f"branch expected at level {level}", page_id=pid)
+            return node
+        with self._read(pid) as page:
+            node = decode_branch(page.payload, pid, level)
+        if len(self.branches) >= BRANCH_CACHE_LIMIT:
+            self.branches.clear()
+        self.branches[pid] = node
+        return node
+
+    def leaf(self, pid: int) -> Leaf:
+        """The decoded leaf ``pid``, from its frame's ``extra`` if warm."""
+        with self._read(pid) as page:
+            leaf = page.extra
+            if leaf.__class__ is not Leaf:
+                leaf = decode_leaf(page.payload, pid)
+                page.extra = leaf
+        return leaf  # type: ignore[no-any-return]
+
+    def descend(self, key: bytes | None, path: list[list[Any]] | None, rightmost: bool) -> Leaf:
+        """The leaf where ``key`` belongs (or the first / last leaf when ``key`` is None).
+
+        Appends ``[branch, child_index]`` per level to ``path`` when given.
+        """
+        pid = self.root
+        level = self.height - 1
+        while level:
+            node = self.branch(pid, level)
+            if key is None:
+                index = len(node.children) - 1 if rightmost else 0
+            else:
+                index = _bisect_right(node.keys, key)
+            if path is not None:
+                path.append([node, index])
+            pid = node.children[index]
+            level -= 1
+        return self.leaf(pid)
+
+    # --- writing nodes -------------------------------------------------------------------
+    def write_leaf(self, leaf: Leaf) -> None:
+        """Encode ``leaf`` whole into its page and cache it in ``extra``."""
+        with self.store.write(leaf.pid) as page:
+            encode_leaf(page.payload, leaf)
+            page.extra = leaf
+
+    def write_branch(self, node: Branch) -> None:
+        """Encode ``node`` whole into its page and cache it."""
+        with self.store.write(node.pid) as page:
+            encode_branch(page.payload, node)
+        self.branches[node.pid] = node
+
+    def write_node(self, node: Leaf | Branch) -> None:
+        """Write a leaf or a branch."""
+        if node.__class__ is Leaf:
+            self.write_leaf(node)  # type: ignore[arg-type]
+        else:
+            self.write_branch(node)  # type: ignore[arg-type]
+
+    def free(self, pid: int) -> None:
+        """Free a node page and forget its cached form."""
+        self.branches.pop(pid, None)
+        self.store.free(pid)
+

@@ -1,0 +1,185 @@
+"""Structural changes: splits, merges and redistributions after a put or delete.
+
+Theory of operation
+-------------------
+The fast paths of put and delete change one leaf in place. When a leaf would overflow its
+page, or a non-root node falls below a quarter full (``min_fill``), :func:`fix_up` walks
+back up the descent path, one level per step:
+
+* **overflow** — the node is split in two by bytes; the separator goes up into the
+  parent (a new root when the node was the root). For leaves the separator is *suffix
+  truncated*: the shortest prefix of the right half's first key that is greater than the
+  left half's last key.
+* **underflow** — the node is paired with its right sibling (its left one when it is the
+  last child). If the pair fits one page it is merged and the right page freed;
+  otherwise the entries are split again evenly between the two and the parent gets a new
+  separator.
+* a root branch left with one child is dropped and the child becomes the root.
+
+A changed separator can change the parent's size either way, so the walk continues while
+a level is out of bounds. Because no cell is bigger than a quarter of a page, both halves
+of a split or redistribution are at least a quarter full. Every node touched is encoded
+whole at the end; freed pages are returned to page-db at once.
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate
+from typing import Any, Union
+
+from . import _layout as L
+from ._core import TreeCore
+from ._node import Branch, Leaf, Value, branch_used, cell_size
+
+__all__ = ["fix_up", "separator", "split_index"]
+
+Node = Union[Leaf, Branch]
+
+
+def separator(left_last: bytes, right_first: bytes) -> bytes:
+    """The shortest prefix of ``right_first`` greater than ``left_last`` (suffix truncation)."""
+    limit = min(len(left_last), len(right_first))
+    n = 0
+    while n < limit and left_last[n] == right_first[n]:
+        n += 1
+    return right_first[: n + 1]
+
+
+def split_index(sizes: list[int], low: int, high: int) -> int:
+    """The cut ``m`` (``low <= m <= high``) putting closest to half the bytes before it."""
+    total = sum(sizes)
+    best = low
+    best_gap = None
+    for m, before in enumerate(accumulate(sizes, initial=0)):
+        if m < low:
+            continue
+        if m > high:
+            break
+        gap = abs(total - 2 * before)
+        if best_gap is None or gap < best_gap:
+            best, best_gap = m, gap
+    return best
+
+
+def _set_leaf(leaf: Leaf, keys: list[bytes], vals: list[Value]) -> None:
+    leaf.keys = keys
+    leaf.vals = vals
+    leaf.used = sum(map(cell_size, keys, vals)) + L.SLOT_SIZE * len(keys)
+    leaf.overflows = sum(1 for v in vals if type(v) is not bytes)
+
+
+def _set_branch(node: Branch, keys: list[bytes], children: list[int]) -> None:
+    node.keys = keys
+    node.children = children
+    node.used = branch_used(keys)
+
+
+def _split(core: TreeCore, node: Node) -> tuple[Node, bytes]:
+    if isinstance(node, Leaf):
+        keys, vals = node.keys, node.vals
+        sizes = [cell_size(k, v) + L.SLOT_SIZE for k, v in zip(keys, vals)]
+        m = split_index(sizes, 1, len(keys) - 1)
+        right = Leaf(core.store.allocate(), keys[m:], vals[m:], node.next)
+        _set_leaf(node, keys[:m], vals[:m])
+        node.next = right.pid
+        return right, separator(node.keys[-1], right.keys[0])
+    keys, children = node.keys, node.children
+    m = split_index([L.BRANCH_KEY_COST + len(k) for k in keys], 1, len(keys) - 2)
+    right_branch = Branch(core.store.allocate(), node.level, keys[m + 1 :], children[m + 1 :])
+    sep = keys[m]
+    _set_branch(node, keys[:m], children[: m + 1])
+    return right_branch, sep
+
+
+def _load(core: TreeCore, pid: int, like: Node) -> Node:
+    if isinstance(like, Leaf):
+        return core.leaf(pid)
+    return core.branch(pid, like.level)
+
+
+def _rebalance(
+    core: TreeCore, parent: Branch, index: int, node: Node, dirty: dict[int, Node]
+) -> None:
+    """Merge ``node`` with a sibling, or share entries with it; update ``parent``."""
+    if index + 1 < len(parent.children):
+        left, right, li = node, _load(core, parent.children[index + 1], node), index
+    else:
+        left, right, li = _load(core, parent.children[index - 1], node), node, index - 1
+    if isinstance(left, Leaf):
+        assert isinstance(right, Leaf)
+        keys = left.keys + right.keys
+        vals = left.vals + right.vals
+        if left.used + right.used <= core.cap:
+            _set_leaf(left, keys, vals)
+            left.next = right.next
+            _drop(core, parent, li, right, dirty)
+        else:
+            sizes = [cell_size(k, v) + L.SLOT_SIZE for k, v in zip(keys, vals)]
+            m = split_index(sizes, 1, len(keys) - 1)
+            _set_leaf(left, keys[:m], vals[:m])
+            _set_leaf(right, keys[m:], vals[m:])
+            parent.keys[li] = separator(left.keys[-1], right.keys[0])
+            dirty[right.pid] = right
+    else:
+        assert isinstance(right, Branch)
+        keys = [*left.keys, parent.keys[li], *right.keys]
+        children = left.children + right.children
+        if branch_used(keys) <= core.cap:
+            _set_branch(left, keys, children)
+            _drop(core, parent, li, right, dirty)
+        else:
+            m = split_index([L.BRANCH_KEY_COST + len(k) for k in keys], 1, len(keys) - 2)
+            _set_branch(left, keys[:m], children[: m + 1])
+            _set_branch(right, keys[m + 1 :], children[m + 1 :])
+            parent.keys[li] = keys[m]
+            dirty[right.pid] = right
+    dirty[left.pid] = left
+    parent.used = branch_used(parent.keys)
+
+
+def _drop(core: TreeCore, parent: Branch, li: int, right: Node, dirty: dict[int, Node]) -> None:
+    del parent.keys[li]
+    del parent.children[li + 1]
+    dirty.pop(right.pid, None)
+    core.free(right.pid)
+
+
+def fix_up(core: TreeCore, path: list[list[Any]], node: Node) -> None:
+    """Restore the size bounds from ``node`` up the ``path``, then write what changed.
+
+    Args:
+        core: the tree.
+        path: ``[branch, child_index]`` per level from the root down to ``node``'s parent.
+        node: the node just changed in memory (its page may not match it yet).
+    """
+    dirty: dict[int, Node] = {node.pid: node}
+    while True:
+        if node.used > core.cap:
+            right, sep = _split(core, node)
+            dirty[right.pid] = right
+            if not path:
+                level = 1 if isinstance(node, Leaf) else node.level + 1
+                root = Branch(core.store.allocate(), level, [sep], [node.pid, right.pid])
+                dirty[root.pid] = root
+                core.root = root.pid
+                core.height += 1
+                break
+            parent, index = path.pop()
+            parent.keys.insert(index, sep)
+            parent.children.insert(index + 1, right.pid)
+            parent.used = branch_used(parent.keys)
+        elif path and node.used < core.min_fill:
+            parent, index = path.pop()
+            _rebalance(core, parent, index, node, dirty)
+        else:
+            if not path and isinstance(node, Branch) and not node.keys:
+                core.root = node.children[0]
+                core.height -= 1
+                dirty.pop(node.pid, None)
+                core.free(node.pid)
+            break
+        dirty[parent.pid] = parent
+        node = parent
+    core.shape += 1
+    for changed in dirty.values():
+        core.write_node(changed)

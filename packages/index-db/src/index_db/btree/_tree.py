@@ -1,0 +1,432 @@
+"""The public B+tree: ``BTree`` over a page-db ``PageStore``.
+
+Theory of operation
+-------------------
+A lookup descends the cached branches (no page guard above the leaf level), takes one
+read guard on the leaf, and finds the key by ``bisect`` in the leaf's decoded key list.
+A put or delete descends the same way recording the path, then changes the leaf *in
+place* under one write guard (see :mod:`._node`); only when the leaf would overflow, or a
+non-root node drops under a quarter full, does :func:`._rebalance.fix_up` split, merge or
+redistribute along the path.
+
+Persistence. Every change goes to page-db pages, so page-db's checkpoint is the tree's
+commit point. The tree's own state — root page id and key count — is 20 bytes
+(:meth:`BTree.meta`) that the caller stores in the checkpoint meta:
+``store.checkpoint(tree.meta())`` and, after a restart or a crash,
+``BTree.open(store, store.meta)``. The tree then equals the tree at that checkpoint.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from page_db import PageStore
+
+from ..errors import CorruptIndexError, IndexUsageError, KeyTooLargeError, ValueTooLargeError
+from . import _layout as L
+from ._bulk import bulk_load
+from ._core import TreeCore
+from ._node import Leaf, OverflowRef, Value, cell_size, leaf_delete_in_place, leaf_insert_in_place
+from ._overflow import free_chain, read_chain, write_chain
+from ._rebalance import fix_up
+from ._scan import scan_forward, scan_reverse
+from ._verify import verify_tree
+
+__all__ = ["BTree"]
+
+_SLOT_UNPACK = L.SLOT.unpack_from
+_MISSING: Any = object()
+
+
+def _bytes_arg(value: object, what: str) -> bytes:
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{what} must be bytes-like, not {type(value).__name__}")
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+class BTree:
+    """An ordered map of bytes keys to bytes values on page-db pages.
+
+    Build one with :meth:`create` or :meth:`open`; one ``BTree`` object per tree per
+    store. All methods are thread-safe (one latch per tree; see ``docs/parts/btree-API.md``).
+    """
+
+    def __init__(self, core: TreeCore) -> None:
+        """Use :meth:`create` or :meth:`open`."""
+        self._core = core
+        self._store = core.store
+
+    # --- construction --------------------------------------------------------------------
+    @classmethod
+    def create(cls, store: PageStore) -> BTree:
+        """Create an empty tree in ``store`` (one new page: an empty root leaf).
+
+        Args:
+            store: an open, writable page-db store.
+
+        Returns:
+            The new tree. Save ``tree.meta()`` in a checkpoint to make it durable.
+        """
+        pid = store.allocate()
+        core = TreeCore(store, pid, 1, 0)
+        core.write_leaf(Leaf(pid, [], [], 0))
+        return cls(core)
+
+    @classmethod
+    def open(cls, store: PageStore, root: bytes | int) -> BTree:
+        """Open an existing tree.
+
+        Args:
+            store: the store holding the tree.
+            root: the 20 bytes of :meth:`meta` (as saved in the checkpoint meta), or the
+                int :attr:`root` page id alone — then the key count is recounted by
+                walking the leaves, O(n).
+
+        Returns:
+            The tree.
+
+        Raises:
+            CorruptIndexError: the meta record or the root page is bad.
+            TypeError: ``root`` is neither bytes nor an int.
+        """
+        if isinstance(root, (bytes, bytearray, memoryview)):
+            raw = bytes(root)
+            if len(raw) < L.META_SIZE:
+                raise CorruptIndexError(f"B+tree meta is {len(raw)} bytes, need {L.META_SIZE}")
+            magic, version, reserved, pid, count = L.META.unpack_from(raw, 0)
+            if magic != L.META_MAGIC or version != L.META_VERSION or reserved or not pid:
+                raise CorruptIndexError("not a B+tree meta record (magic or version)")
+        elif isinstance(root, int) and not isinstance(root, bool):
+            pid, count = root, -1
+        else:
+            raise TypeError(f"root must be meta bytes or a page id, not {type(root).__name__}")
+        core = TreeCore(store, pid, 1, max(count, 0))
+        core.height = _height_of(core)
+        if count < 0:
+            core.count = sum(len(leaf.keys) for leaf in _leaves(core))
+        return cls(core)
+
+    # --- state ---------------------------------------------------------------------------
+    @property
+    def root(self) -> int:
+        """Page id of the root node; changes when the root splits or collapses."""
+        return self._core.root
+
+    @property
+    def height(self) -> int:
+        """Levels in the tree (1: the root is a leaf)."""
+        return self._core.height
+
+    @property
+    def max_key_size(self) -> int:
+        """Longest key accepted: ``(payload_size - 16) // 4 - 12`` (1004 at 4 KiB pages)."""
+        return self._core.max_key
+
+    def meta(self) -> bytes:
+        """The tree's 20-byte meta record (root, count) to store in the checkpoint meta."""
+        with self._core.latch:
+            return self._core.meta()
+
+    def __len__(self) -> int:
+        return self._core.count
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key, _MISSING) is not _MISSING  # type: ignore[arg-type]
+
+    # --- argument checks -----------------------------------------------------------------
+    def _key(self, key: object) -> bytes:
+        key = _bytes_arg(key, "key")
+        if len(key) > self._core.max_key:  # type: ignore[arg-type]
+            raise KeyTooLargeError(
+                f"key of {len(key)} bytes exceeds the maximum of "  # type: ignore[arg-type]
+                f"{self._core.max_key} for {self._store.page_size}-byte pages"
+            )
+        return key  # type: ignore[return-value]
+
+    def _value(self, value: object) -> bytes:
+        value = _bytes_arg(value, "value")
+        if len(value) > L.MAX_VALUE_SIZE:  # type: ignore[arg-type]
+            raise ValueTooLargeError(
+                f"value of {len(value)} bytes exceeds the maximum of {L.MAX_VALUE_SIZE}"  # type: ignore[arg-type]
+            )
+        return value  # type: ignore[return-value]
+
+    # --- point operations ----------------------------------------------------------------
+    def get(self, key: bytes, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default``.
+
+        Raises:
+            TypeError: ``key`` is not bytes-like.
+            CorruptIndexError, page_db.CorruptPageError: a page on the way is bad.
+        """
+        if type(key) is not bytes:
+            key = _bytes_arg(key, "key")
+        core = self._core
+        with core.latch:
+            if core.broken is not None:
+                core.check_usable()
+            pid = core.root
+            level = core.height - 1
+            branches = core.branches
+            while level:
+                node = branches.get(pid) or core.branch(pid, level)
+                pid = node.children[bisect_right(node.keys, key)]
+                level -= 1
+            leaf = core.leaf(pid)
+            keys = leaf.keys
+            i = bisect_left(keys, key)
+            if i == len(keys) or keys[i] != key:
+                return default
+            val = leaf.vals[i]
+            if type(val) is bytes:
+                return val
+            return read_chain(self._store, val.first, val.length, pid)  # type: ignore[union-attr]
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Insert ``key`` or replace its value.
+
+        Raises:
+            TypeError: ``key`` or ``value`` is not bytes-like.
+            KeyTooLargeError: ``key`` is longer than :attr:`max_key_size`.
+            ValueTooLargeError: ``value`` is longer than 1 GiB.
+            IndexUsageError: the tree is unusable after an earlier failed write.
+        """
+        core = self._core
+        if type(key) is not bytes or len(key) > core.max_key:
+            key = self._key(key)
+        if type(value) is not bytes:
+            value = self._value(value)
+        elif len(value) > L.MAX_VALUE_SIZE:
+            self._value(value)
+        with core.latch:
+            core.check_usable()
+            try:
+                self._put(key, value)
+            except BaseException as exc:
+                core.broken = exc
+                raise
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        core = self._core
+        path: list[list[Any]] = []
+        leaf = core.descend(key, path, False)
+        keys = leaf.keys
+        i = bisect_left(keys, key)
+        found = i < len(keys) and keys[i] == key
+        stored: Value = value
+        if L.SLOT_SIZE + L.CELL_HEADER_SIZE + len(key) + len(value) > core.max_cell:
+            stored = OverflowRef(write_chain(self._store, value), len(value))
+        old: Value | None = None
+        fix = False
+        with self._store.write(leaf.pid) as page:
+            payload = page.payload
+            if found:
+                old = leaf.vals[i]
+                if type(old) is bytes and stored.__class__ is bytes and len(old) == len(value):
+                    off = _SLOT_UNPACK(payload, L.HEADER_SIZE + 2 * i)[0]
+                    off += L.CELL_HEADER_SIZE + len(key)
+                    payload[off : off + len(value)] = value
+                    leaf.vals[i] = value
+                    page.extra = leaf
+                    return
+                leaf_delete_in_place(payload, leaf, i)
+            else:
+                core.count += 1
+            size = cell_size(key, stored) + L.SLOT_SIZE
+            if leaf.used + size <= core.cap:
+                leaf_insert_in_place(payload, leaf, i, key, stored)
+                page.extra = leaf
+                fix = bool(path) and leaf.used < core.min_fill
+            else:
+                leaf.keys.insert(i, key)
+                leaf.vals.insert(i, stored)
+                leaf.used += size
+                leaf.overflows += stored.__class__ is not bytes
+                fix = True
+        if isinstance(old, OverflowRef):
+            free_chain(self._store, old.first, old.length, leaf.pid)
+        if fix:
+            fix_up(core, path, leaf)
+
+    def delete(self, key: bytes) -> bool:
+        """Remove ``key``.
+
+        Returns:
+            True if the key was there, False if not.
+
+        Raises:
+            TypeError: ``key`` is not bytes-like.
+            IndexUsageError: the tree is unusable after an earlier failed write.
+        """
+        if type(key) is not bytes:
+            key = _bytes_arg(key, "key")
+        core = self._core
+        with core.latch:
+            core.check_usable()
+            try:
+                return self._delete(key)
+            except BaseException as exc:
+                core.broken = exc
+                raise
+
+    def _delete(self, key: bytes) -> bool:
+        core = self._core
+        path: list[list[Any]] = []
+        leaf = core.descend(key, path, False)
+        i = bisect_left(leaf.keys, key)
+        if i == len(leaf.keys) or leaf.keys[i] != key:
+            return False
+        with self._store.write(leaf.pid) as page:
+            old = leaf_delete_in_place(page.payload, leaf, i)
+            page.extra = leaf
+        core.count -= 1
+        if isinstance(old, OverflowRef):
+            free_chain(self._store, old.first, old.length, leaf.pid)
+        if path and leaf.used < core.min_fill:
+            fix_up(core, path, leaf)
+        return True
+
+    # --- scans ---------------------------------------------------------------------------
+    def range(
+        self,
+        lo: bytes | None = None,
+        hi: bytes | None = None,
+        *,
+        reverse: bool = False,
+        lo_inclusive: bool = True,
+        hi_inclusive: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Iterate ``(key, value)`` with ``lo <= key < hi`` (bounds as the flags say).
+
+        Args:
+            lo: lower bound, or None for the first key.
+            hi: upper bound, or None for past the last key.
+            reverse: yield in descending key order.
+            lo_inclusive: whether ``lo`` itself is included (default yes).
+            hi_inclusive: whether ``hi`` itself is included (default no).
+
+        Returns:
+            A lazy iterator that stays valid while the tree changes (see the API doc).
+
+        Raises:
+            TypeError: a bound is not bytes-like (raised at once).
+        """
+        lo = None if lo is None else _bytes_arg(lo, "lo")
+        hi = None if hi is None else _bytes_arg(hi, "hi")
+        scan = scan_reverse if reverse else scan_forward
+        return scan(self._core, lo, lo_inclusive, hi, hi_inclusive)
+
+    def prefix(self, prefix: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Iterate the entries whose key starts with ``prefix``, in key order.
+
+        Raises:
+            TypeError: ``prefix`` is not bytes-like.
+        """
+        prefix = _bytes_arg(prefix, "prefix")
+        return self.range(prefix, _prefix_end(prefix), reverse=reverse)
+
+    def seek(self, key: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Iterate from the first key ``>= key`` upwards (``reverse``: from the last ``<= key`` down).
+
+        Raises:
+            TypeError: ``key`` is not bytes-like.
+        """
+        if reverse:
+            return self.range(None, key, reverse=True, hi_inclusive=True)
+        return self.range(key)
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every entry in key order (``range()`` with no bounds)."""
+        return self.range()
+
+    def keys(self) -> Iterator[bytes]:
+        """Every key in order."""
+        return (k for k, _ in self.range())
+
+    # --- bulk and checks -----------------------------------------------------------------
+    def bulk_load(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+        """Load sorted ``(key, value)`` pairs into this empty tree, leaves packed full.
+
+        Args:
+            items: pairs in strictly ascending key order.
+
+        Returns:
+            The number of entries loaded.
+
+        Raises:
+            IndexUsageError: the tree is not empty, or the keys are not strictly
+                ascending (then nothing is loaded and the tree stays empty).
+            KeyTooLargeError, ValueTooLargeError, TypeError: a bad pair (same).
+        """
+        core = self._core
+        with core.latch:
+            core.check_usable()
+            if core.count or core.height != 1:
+                raise IndexUsageError("bulk_load needs an empty tree")
+            try:
+                return bulk_load(core, items, self._key, self._value)
+            except (IndexUsageError, TypeError):
+                raise
+            except BaseException as exc:
+                core.broken = exc
+                raise
+
+    def verify(self, *, other_pages: int | None = 0) -> dict[str, Any]:
+        """Check the whole tree from its pages (see ``docs/parts/btree-API.md``).
+
+        Args:
+            other_pages: allocated pages of the store that are not this tree's; the
+                leak check wants reached pages + ``other_pages`` == the store's pages.
+                None skips the leak check (a store shared with unknown structures).
+
+        Returns:
+            Figures: ``keys``, ``height``, ``leaves``, ``branches``, ``overflow_pages``,
+            ``pages`` (reached), ``leaf_fill`` (mean fraction of leaf capacity used).
+
+        Raises:
+            CorruptIndexError: the first violation found; page_db.CorruptPageError: a
+                page failed its checksum.
+        """
+        with self._core.latch:
+            self._core.check_usable()
+            return verify_tree(self._core, other_pages)
+
+
+def _height_of(core: TreeCore) -> int:
+    """Read the root page's level to learn the tree's height."""
+    try:
+        page = core.store.read(core.root)
+    except Exception as exc:
+        raise CorruptIndexError(f"root page {core.root} cannot be read: {exc}") from exc
+    with page:
+        kind, level = page.payload[0], page.payload[1]
+    if kind == L.KIND_LEAF and level == 0:
+        return 1
+    if kind == L.KIND_BRANCH and 1 <= level < L.MAX_HEIGHT:
+        return int(level) + 1
+    raise CorruptIndexError("root page is not a B+tree node", page_id=core.root)
+
+
+def _leaves(core: TreeCore) -> Iterator[Leaf]:
+    leaf = core.descend(None, None, False)
+    seen = 0
+    while True:
+        yield leaf
+        seen += 1
+        if not leaf.next:
+            return
+        if seen > core.store.stats()["pages"]:
+            raise CorruptIndexError("sibling links form a cycle", page_id=leaf.pid)
+        leaf = core.leaf(leaf.next)
