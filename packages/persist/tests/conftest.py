@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 from crc32c import crc32c
@@ -67,3 +68,35 @@ def reseal(data: bytes, **fields: int) -> bytes:
     head = bytearray(L.HEADER.pack(*(values[n] for n in names)))
     struct.pack_into("<I", head, 76, crc32c(bytes(head[:76])))
     return bytes(head) + data[L.HEADER_SIZE :]
+
+
+class Journal:
+    """A Persistable test object: the list of operations applied, in order.
+
+    Its payload is length-prefixed records, produced in chunks (the streaming path).
+    """
+
+    kind = "journal"
+    format_version = 2
+
+    def __init__(self) -> None:
+        self.ops: list[bytes] = []
+
+    def to_snapshot(self) -> Iterator[bytes]:
+        for op in self.ops:
+            yield len(op).to_bytes(4, "little") + op
+
+    def load_snapshot(self, payload: bytes, version: int) -> None:
+        if version not in (1, 2):
+            raise persist_db.UnsupportedFormatError(f"journal payload version {version}")
+        assert not self.ops, "load_snapshot is given a fresh object"
+        offset = 0
+        while offset < len(payload):
+            size = int.from_bytes(payload[offset : offset + 4], "little")
+            self.ops.append(payload[offset + 4 : offset + 4 + size])
+            offset += 4 + size
+
+    def apply(self, op: bytes) -> None:
+        if op == b"explode":
+            raise RuntimeError("the object refuses this operation")
+        self.ops.append(bytes(op))

@@ -22,6 +22,7 @@ names only, never a private ``_``-prefixed module.
 """
 
 from ._layout import FORMAT_MAJOR, FORMAT_MINOR, MAX_KIND_LENGTH, MAX_META_LENGTH
+from ._persisted import Fallback, OpenReport, Persisted
 from ._protocol import Persistable
 from ._snapshot import Snapshot, SnapshotInfo, load, save
 from ._stream import SnapshotReader, open_snapshot
@@ -30,6 +31,7 @@ from .errors import (
     CompressionUnavailableError,
     CorruptSnapshotError,
     PayloadTooLargeError,
+    PersistedLockedError,
     PersistedPoisonedError,
     PersistError,
     UnsupportedFormatError,
@@ -47,6 +49,9 @@ __all__ = [
     "SnapshotReader",
     # persistence of objects
     "Persistable",
+    "Persisted",
+    "OpenReport",
+    "Fallback",
     # constants
     "FORMAT_MAJOR",
     "FORMAT_MINOR",
@@ -60,4 +65,5 @@ __all__ = [
     "CompressionUnavailableError",
     "PayloadTooLargeError",
     "PersistedPoisonedError",
+    "PersistedLockedError",
 ]

@@ -189,13 +189,13 @@ def save(
         )
         file.pwrite(header, 0)
         file.fsync()
+        file.close()
+        filesystem.rename(tmp, name)
     except BaseException:
         file.close()
         with contextlib.suppress(OSError):  # the save's own error is the one to report
             filesystem.unlink(tmp)
         raise
-    file.close()
-    filesystem.rename(tmp, name)
     filesystem.fsync_dir()
     return info_of(decode_header(header, L.HEADER_SIZE + len(meta_raw) + writer.stored), meta)
 

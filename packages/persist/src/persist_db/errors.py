@@ -15,6 +15,7 @@ __all__ = [
     "CompressionUnavailableError",
     "PayloadTooLargeError",
     "PersistedPoisonedError",
+    "PersistedLockedError",
 ]
 
 
@@ -69,3 +70,7 @@ class PayloadTooLargeError(PersistError, ValueError):
 
 class PersistedPoisonedError(PersistError):
     """A :class:`~persist_db.Persisted` operation failed half-way; close and reopen it."""
+
+
+class PersistedLockedError(PersistError):
+    """Another ``Persisted`` (in this or another process) has the directory open."""
