@@ -14,5 +14,25 @@ names only, never a private ``_``-prefixed module.
 """
 
 from ._version import __version__
+from .btree import BTree
+from .errors import (
+    CorruptIndexError,
+    DimensionMismatchError,
+    IndexDbError,
+    IndexUsageError,
+    IteratorInvalidatedError,
+    KeyTooLargeError,
+    ValueTooLargeError,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "BTree",
+    "CorruptIndexError",
+    "DimensionMismatchError",
+    "IndexDbError",
+    "IndexUsageError",
+    "IteratorInvalidatedError",
+    "KeyTooLargeError",
+    "ValueTooLargeError",
+]
