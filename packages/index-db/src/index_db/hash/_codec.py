@@ -40,7 +40,7 @@ class Bucket:
 
     Attributes:
         entries: the page's records, key -> value, in page order.
-        used: bytes the records take (headers included), i.e. the end offset minus 20.
+        used: bytes the records take (record headers included): the end offset minus 24.
         local_depth: how many low hash bits the page's keys share.
         prefix: those bits.
         mask: ``(1 << local_depth) - 1``.
@@ -116,6 +116,8 @@ def encode_bucket(bucket: Bucket) -> bytes:
         bucket.prefix,
         bucket.next_id,
         bucket.position,
+        bucket.used,
+        0,
     )
     pack = L.RECORD_STRUCT.pack
     parts = [header]
@@ -142,11 +144,12 @@ def decode_bucket(payload: bytes | memoryview, page_id: int, max_depth: int) -> 
     """
     data = bytes(payload)
     kind = _check_prefix(data, page_id, (L.KIND_BUCKET, L.KIND_OVERFLOW))
-    _, _, _, depth, reserved, count, prefix, next_id, position = L.BUCKET_STRUCT.unpack_from(
-        data, 0
-    )
-    if depth > max_depth or reserved:
-        raise _corrupt(page_id, f"local depth {depth} above max depth {max_depth}")
+    fields = L.BUCKET_STRUCT.unpack_from(data, 0)
+    _, _, _, depth, reserved, count, prefix, next_id, position, used, reserved2 = fields
+    if depth > max_depth or reserved or reserved2:
+        raise _corrupt(
+            page_id, f"local depth {depth} above max depth {max_depth} (or reserved bytes set)"
+        )
     if prefix >> depth:
         raise _corrupt(page_id, f"hash prefix {prefix:#x} wider than local depth {depth}")
     if (kind == L.KIND_BUCKET) != (position == 0):
@@ -167,6 +170,8 @@ def decode_bucket(payload: bytes | memoryview, page_id: int, max_depth: int) -> 
         if key in entries:
             raise _corrupt(page_id, f"key {key[:32]!r} appears twice")
         entries[key] = data[start + key_len : offset]
+    if offset != L.BUCKET_HEADER_SIZE + used:
+        raise _corrupt(page_id, f"records end at {offset}, the header says {used + 24}")
     if data.count(0, offset) != end - offset:
         raise _corrupt(page_id, f"non-zero bytes after the last record at {offset}")
     bucket = Bucket(kind=kind, local_depth=depth, prefix=prefix, next_id=next_id, position=position)

@@ -144,7 +144,7 @@ class HashIndex(PageIO):
 
     @property
     def max_value_size(self) -> int:
-        """The largest value in bytes: 3016 with 4 KiB pages (payload - 20 - 4 - 1024)."""
+        """The largest value in bytes: 3012 with 4 KiB pages (payload - 24 - 4 - 1024)."""
         return self._max_value
 
     @property

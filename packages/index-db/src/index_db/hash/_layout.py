@@ -35,7 +35,9 @@ Bucket page (kind 3 = primary, kind 4 = overflow)::
      8      4   hash prefix: the low d bits every key on the page hashes to (u32)
     12      4   next overflow page id (u32, 0 = end of chain)
     16      4   position in the chain (u32: 0 for the primary page, +1 per overflow page)
-    20      ..  records, packed: key length (u16), value length (u16), key, value
+    20      2   record bytes r: the records end at offset 24 + r (u16)
+    22      2   reserved, 0
+    24      r   records, packed: key length (u16), value length (u16), key, value
 
 Bytes after the last record are zero.
 """
@@ -63,10 +65,12 @@ COUNT_STRUCT: Final = struct.Struct("<Q")
 DIRECTORY_STRUCT: Final = struct.Struct("<2sBBIII")
 DIRECTORY_HEADER_SIZE: Final = DIRECTORY_STRUCT.size  # 16
 
-BUCKET_STRUCT: Final = struct.Struct("<2sBBBBHIII")
-BUCKET_HEADER_SIZE: Final = BUCKET_STRUCT.size  # 20
+BUCKET_STRUCT: Final = struct.Struct("<2sBBBBHIIIHH")
+BUCKET_HEADER_SIZE: Final = BUCKET_STRUCT.size  # 24
 RECORD_COUNT_OFFSET: Final = 6
 RECORD_COUNT_STRUCT: Final = struct.Struct("<H")
+RECORD_BYTES_OFFSET: Final = 20
+RECORD_BYTES_STRUCT: Final = struct.Struct("<H")
 
 RECORD_STRUCT: Final = struct.Struct("<HH")
 RECORD_HEADER_SIZE: Final = RECORD_STRUCT.size  # 4

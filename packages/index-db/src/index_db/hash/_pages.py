@@ -111,6 +111,7 @@ class PageIO:
             bucket.entries[key] = value
             bucket.used += len(record)
             L.RECORD_COUNT_STRUCT.pack_into(payload, L.RECORD_COUNT_OFFSET, len(bucket.entries))
+            L.RECORD_BYTES_STRUCT.pack_into(payload, L.RECORD_BYTES_OFFSET, bucket.used)
             page.extra = bucket
 
     def write_chain(
