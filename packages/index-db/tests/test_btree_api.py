@@ -1,0 +1,320 @@
+"""The B+tree's surface: point operations, scans, bounds, errors, overflow values, bulk
+load, underflow, reopening, iterators under change and threads."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+from _btree_helpers import check_equal
+
+from index_db import (
+    BTree,
+    CorruptIndexError,
+    IndexUsageError,
+    KeyTooLargeError,
+    ValueTooLargeError,
+)
+from index_db.btree import _layout
+from page_db import PageStore
+
+
+@pytest.fixture
+def store() -> PageStore:
+    return PageStore.memory(pool_pages=256)
+
+
+@pytest.fixture
+def tree(store: PageStore) -> BTree:
+    return BTree.create(store)
+
+
+def fill(tree: BTree, n: int, *, seed: int = 1, size: int = 40) -> dict[bytes, bytes]:
+    rnd = random.Random(seed)
+    model = {}
+    for _ in range(n):
+        key = rnd.randbytes(rnd.randint(1, 16))
+        value = rnd.randbytes(rnd.randint(0, size))
+        tree.put(key, value)
+        model[key] = value
+    return model
+
+
+def test_empty_tree(tree: BTree) -> None:
+    assert len(tree) == 0
+    assert tree.get(b"a") is None
+    assert tree.get(b"a", b"dflt") == b"dflt"
+    assert list(tree.range()) == []
+    assert list(tree.range(reverse=True)) == []
+    assert tree.delete(b"a") is False
+    assert tree.verify()["keys"] == 0
+
+
+def test_put_get_replace_delete(tree: BTree) -> None:
+    tree.put(b"k", b"v1")
+    assert tree.get(b"k") == b"v1"
+    tree.put(b"k", b"v2")  # same length: replaced in place
+    assert tree.get(b"k") == b"v2"
+    tree.put(b"k", b"longer value")
+    assert tree.get(b"k") == b"longer value"
+    assert len(tree) == 1
+    assert b"k" in tree and b"x" not in tree
+    assert tree.delete(b"k") is True
+    assert tree.delete(b"k") is False
+    assert len(tree) == 0
+    tree.put(b"", b"")  # the empty key and value are ordinary entries
+    assert tree.get(b"") == b""
+    tree.verify()
+
+
+def test_bytes_like_arguments_are_copied(tree: BTree) -> None:
+    key = bytearray(b"key")
+    tree.put(key, memoryview(b"value"))
+    key[0] = ord("X")
+    assert tree.get(b"key") == b"value"
+    assert tree.get(bytearray(b"key")) == b"value"
+    with pytest.raises(TypeError):
+        tree.put("text", b"v")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        tree.put(b"k", 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        tree.get(5)  # type: ignore[arg-type]
+
+
+def test_many_random_operations_match_a_dict(tree: BTree) -> None:
+    rnd = random.Random(7)
+    model: dict[bytes, bytes] = {}
+    for step in range(6000):
+        key = rnd.randbytes(rnd.randint(1, 10))
+        if rnd.random() < 0.6:
+            value = rnd.randbytes(rnd.choice([0, 8, 100, 700, 3000]))
+            tree.put(key, value)
+            model[key] = value
+        else:
+            victim = rnd.choice(sorted(model)) if model and rnd.random() < 0.7 else key
+            assert tree.delete(victim) is (victim in model)
+            model.pop(victim, None)
+        if step % 1000 == 999:
+            tree.verify()
+    tree.verify()
+    check_equal(tree, model)
+
+
+def test_range_bounds_and_direction(tree: BTree) -> None:
+    for n in range(100):
+        tree.put(b"%03d" % n, b"v%d" % n)
+    keys = [b"%03d" % n for n in range(100)]
+
+    def got(*args: object, **kw: object) -> list[bytes]:
+        return [k for k, _ in tree.range(*args, **kw)]  # type: ignore[arg-type]
+
+    assert got(b"010", b"020") == keys[10:20]
+    assert got(b"010", b"020", hi_inclusive=True) == keys[10:21]
+    assert got(b"010", b"020", lo_inclusive=False) == keys[11:20]
+    assert got(b"010", b"020", reverse=True) == keys[10:20][::-1]
+    assert got(b"010", b"020", reverse=True, lo_inclusive=False, hi_inclusive=True) == (
+        keys[11:21][::-1]
+    )
+    assert got(b"0105", b"0155") == keys[11:16]  # bounds between keys
+    assert got(None, b"003") == keys[:3]
+    assert got(b"097") == keys[97:]
+    assert got(b"050", b"040") == []
+    assert got(b"050", b"050") == []
+    assert got(b"050", b"050", hi_inclusive=True) == [b"050"]
+
+
+def test_prefix_and_seek(tree: BTree) -> None:
+    for key in [b"a", b"ab", b"abc", b"abd", b"ac", b"b", b"\xff", b"\xff\xff", b"\xff\x00"]:
+        tree.put(key, key)
+    assert [k for k, _ in tree.prefix(b"ab")] == [b"ab", b"abc", b"abd"]
+    assert [k for k, _ in tree.prefix(b"ab", reverse=True)] == [b"abd", b"abc", b"ab"]
+    assert [k for k, _ in tree.prefix(b"\xff")] == [b"\xff", b"\xff\x00", b"\xff\xff"]
+    assert len(list(tree.prefix(b""))) == 9
+    assert [k for k, _ in tree.seek(b"abca")] == [b"abd", b"ac", b"b", b"\xff", b"\xff\x00", b"\xff\xff"]
+    assert [k for k, _ in tree.seek(b"abca", reverse=True)] == [b"abc", b"ab", b"a"]
+    assert next(tree.seek(b"b"))[0] == b"b"
+
+
+def test_max_key_size_is_enforced(store: PageStore, tree: BTree) -> None:
+    limit = tree.max_key_size
+    assert limit == (4096 - 32 - 16) // 4 - 12
+    tree.put(b"k" * limit, b"v" * 5000)
+    assert tree.get(b"k" * limit) == b"v" * 5000
+    with pytest.raises(KeyTooLargeError):
+        tree.put(b"k" * (limit + 1), b"v")
+    with pytest.raises(KeyTooLargeError):
+        BTree.create(store).bulk_load([(b"k" * (limit + 1), b"v")])
+    tree.verify(other_pages=1)
+
+
+def test_value_size_limit(tree: BTree, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_layout, "MAX_VALUE_SIZE", 10)
+    with pytest.raises(ValueTooLargeError):
+        tree.put(b"k", b"x" * 11)
+    assert len(tree) == 0
+
+
+def test_sixteen_mib_value_in_overflow_pages(store: PageStore, tree: BTree) -> None:
+    big = random.Random(3).randbytes(16 << 20)
+    tree.put(b"big", big)
+    tree.put(b"small", b"s")
+    stats = tree.verify()
+    assert stats["overflow_pages"] == -(-len(big) // (store.payload_size - 12))
+    assert tree.get(b"big") == big
+    assert dict(tree.range()) == {b"big": big, b"small": b"s"}
+    tree.put(b"big", b"now small")  # the chain is freed
+    assert tree.verify()["overflow_pages"] == 0
+    assert store.stats()["pages"] == tree.verify()["pages"]
+
+
+def test_deleted_space_is_reused(store: PageStore, tree: BTree) -> None:
+    model = fill(tree, 3000, size=200)
+    grown = store.stats()["pages"]
+    for key in sorted(model)[: len(model) - 20]:
+        tree.delete(key)
+    stats = tree.verify()
+    assert stats["pages"] < grown // 10  # merges returned the pages to page-db
+    assert store.stats()["pages"] == stats["pages"]
+    fill(tree, 3000, seed=9, size=200)
+    assert store.stats()["pages"] <= grown * 1.2  # freed ids were reused
+    tree.verify()
+
+
+def test_long_keys_build_deep_trees_and_shrink_back(tree: BTree) -> None:
+    prefix = b"p" * 900
+    keys = [prefix + n.to_bytes(2, "big") for n in range(400)]
+    rnd = random.Random(4)
+    rnd.shuffle(keys)
+    for key in keys:
+        tree.put(key, b"v")
+    assert tree.height >= 4
+    tree.verify()
+    rnd.shuffle(keys)
+    for n, key in enumerate(keys):
+        assert tree.delete(key)
+        if n % 50 == 0:
+            tree.verify()
+    assert tree.height == 1 and len(tree) == 0
+    assert tree.verify()["pages"] == 1
+
+
+def test_bulk_load_packs_leaves(store: PageStore, tree: BTree) -> None:
+    items = [(b"%08d" % n, b"x" * 100) for n in range(20000)]
+    assert tree.bulk_load(iter(items)) == 20000
+    stats = tree.verify()
+    assert stats["leaf_fill"] >= 0.9
+    assert list(tree.range()) == items
+    tree.put(b"%08d" % 5, b"changed")
+    tree.delete(b"%08d" % 6)
+    tree.verify()
+
+
+def test_bulk_load_rejects_bad_input_and_leaves_the_tree_empty(store: PageStore) -> None:
+    tree = BTree.create(store)
+    items = [(b"%05d" % n, b"v" * 300) for n in range(2000)] + [(b"00001", b"v")]
+    with pytest.raises(IndexUsageError, match="sorted"):
+        tree.bulk_load(items)
+    assert len(tree) == 0 and list(tree.range()) == []
+    assert tree.verify()["pages"] == store.stats()["pages"] == 1
+    tree.put(b"a", b"b")
+    with pytest.raises(IndexUsageError, match="empty"):
+        tree.bulk_load([(b"b", b"c")])
+
+
+def test_meta_and_reopen_after_checkpoint(tmp_path: object) -> None:
+    path = f"{tmp_path}/tree.pages"
+    with PageStore.open(path) as store:
+        tree = BTree.create(store)
+        model = fill(tree, 2000, size=300)
+        store.checkpoint(tree.meta())
+        tree.put(b"after", b"the checkpoint")  # discarded by close()
+    with PageStore.open(path) as store:
+        tree = BTree.open(store, store.meta)
+        tree.verify()
+        check_equal(tree, model)
+        by_root = BTree.open(store, tree.root)  # int root: the count is recounted
+        assert len(by_root) == len(model)
+
+
+def test_open_rejects_bad_meta(store: PageStore, tree: BTree) -> None:
+    with pytest.raises(CorruptIndexError):
+        BTree.open(store, b"")
+    with pytest.raises(CorruptIndexError):
+        BTree.open(store, b"XXXX" + tree.meta()[4:])
+    with pytest.raises(TypeError):
+        BTree.open(store, 1.5)  # type: ignore[arg-type]
+
+
+def test_iterators_stay_valid_while_the_tree_changes(tree: BTree) -> None:
+    for n in range(0, 4000, 2):
+        tree.put(b"%06d" % n, b"v" * 50)
+    seen = []
+    for key, _ in tree.range():
+        seen.append(key)
+        n = int(key)
+        if n % 100 == 0:
+            tree.put(b"%06d" % (n + 1), b"new" * 30)  # after the cursor: seen later or not
+            tree.delete(b"%06d" % (n + 510))  # leaves ahead of the cursor: never seen
+    assert seen == sorted(set(seen))
+    assert not any(int(k) % 100 == 10 and int(k) > 510 for k in seen)
+    assert all(b"%06d" % n in seen for n in range(0, 4000, 2) if n % 100 != 10)
+    tree.verify()
+
+
+def test_reverse_iterator_survives_splits_and_merges(tree: BTree) -> None:
+    for n in range(3000):
+        tree.put(b"%06d" % n, b"v" * 60)
+    out = []
+    for key, _ in tree.range(reverse=True):
+        out.append(key)
+        if len(out) % 200 == 0:
+            for m in range(50):
+                tree.delete(b"%06d" % (m * 7))
+                tree.put(b"%06d" % (5000 + m), b"w" * 200)
+    assert out == sorted(out, reverse=True)
+    assert out[0] == b"%06d" % 2999
+    tree.verify()
+
+
+def test_concurrent_readers_with_one_writer(tree: BTree) -> None:
+    stable = {b"s%05d" % n: b"stable" for n in range(2000)}
+    tree.bulk_load(sorted(stable.items()))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                for key in list(stable)[::97]:
+                    assert tree.get(key) == b"stable"
+                keys = [k for k, _ in tree.prefix(b"s")]
+                assert keys == sorted(stable)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    rnd = random.Random(2)
+    for _ in range(3000):
+        key = b"w" + rnd.randbytes(3)
+        if rnd.random() < 0.7:
+            tree.put(key, rnd.randbytes(rnd.randint(0, 400)))
+        else:
+            tree.delete(key)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[0]
+    tree.verify()
+
+
+def test_verify_reports_leaked_pages(store: PageStore, tree: BTree) -> None:
+    fill(tree, 200)
+    tree.verify()
+    store.allocate()  # a page nobody links to
+    with pytest.raises(CorruptIndexError, match="not reachable"):
+        tree.verify()
+    tree.verify(other_pages=1)
+    tree.verify(other_pages=None)
