@@ -21,8 +21,9 @@ Delete. The record is removed and the page rewritten, so freed bytes are reused 
 overflow page that empties makes the chain be rewritten packed, freeing pages. A primary
 page without overflow whose records and its buddy's (same depth, prefix differing in bit
 ``d - 1``) would fill at most half a page *merges* with the buddy; the freed page returns
-to page-db. When no bucket is left at the global depth the directory halves. One merge is
-tried per delete; the half-page threshold keeps a merge from causing an immediate split.
+to page-db, and the merged bucket tries its own buddy in turn, so emptied subtrees fold
+all the way up. When no bucket is left at the global depth the directory halves. The
+half-page threshold keeps a merge from causing an immediate split.
 
 Durability. Every change is written through to pages before the call returns (see
 :mod:`._pages`); the caller checkpoints the store with ``index.root`` in its meta, and
@@ -258,7 +259,10 @@ class HashIndex(PageIO):
                 if key in bucket.entries:
                     self._remove(chain, position, key)
                     self._count -= 1
-                    if not self._merge(hashed):
+                    merged = False
+                    while self._merge(hashed):  # cascade up while buddies stay small
+                        merged = True
+                    if not merged:
                         self.write_count()
                     return True
             return False
