@@ -21,6 +21,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import CorruptIndexError
 from ._core import TreeCore
 from ._node import Leaf
 from ._overflow import read_chain
@@ -82,6 +83,8 @@ def scan_forward(
                 shape = core.shape
             else:
                 leaf = core.leaf(nxt)
+                if leaf.keys and last is not None and leaf.keys[0] <= last:
+                    raise CorruptIndexError("sibling link goes backwards", page_id=nxt)
                 keys, vals = _entries(core, leaf, 0, len(leaf.keys))
                 nxt = leaf.next
 

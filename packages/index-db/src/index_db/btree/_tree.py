@@ -131,7 +131,7 @@ class BTree:
 
     @property
     def max_key_size(self) -> int:
-        """Longest key accepted: ``(payload_size - 16) // 4 - 12`` (1004 at 4 KiB pages)."""
+        """Longest key accepted: ``(payload_size - 16) // 4 - 12`` (1000 at 4 KiB pages)."""
         return self._core.max_key
 
     def meta(self) -> bytes:
