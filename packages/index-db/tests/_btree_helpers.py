@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from index_db import BTree
 from page_db import PageStore
 from strata_testkit import CrashFS
-
-from index_db import BTree
 
 NAME = "tree.pages"
 

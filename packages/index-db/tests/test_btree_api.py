@@ -113,8 +113,9 @@ def test_range_bounds_and_direction(tree: BTree) -> None:
     assert got(b"010", b"020", hi_inclusive=True) == keys[10:21]
     assert got(b"010", b"020", lo_inclusive=False) == keys[11:20]
     assert got(b"010", b"020", reverse=True) == keys[10:20][::-1]
-    assert got(b"010", b"020", reverse=True, lo_inclusive=False, hi_inclusive=True) == (
-        keys[11:21][::-1]
+    assert (
+        got(b"010", b"020", reverse=True, lo_inclusive=False, hi_inclusive=True)
+        == (keys[11:21][::-1])
     )
     assert got(b"0105", b"0155") == keys[11:16]  # bounds between keys
     assert got(None, b"003") == keys[:3]
@@ -131,7 +132,14 @@ def test_prefix_and_seek(tree: BTree) -> None:
     assert [k for k, _ in tree.prefix(b"ab", reverse=True)] == [b"abd", b"abc", b"ab"]
     assert [k for k, _ in tree.prefix(b"\xff")] == [b"\xff", b"\xff\x00", b"\xff\xff"]
     assert len(list(tree.prefix(b""))) == 9
-    assert [k for k, _ in tree.seek(b"abca")] == [b"abd", b"ac", b"b", b"\xff", b"\xff\x00", b"\xff\xff"]
+    assert [k for k, _ in tree.seek(b"abca")] == [
+        b"abd",
+        b"ac",
+        b"b",
+        b"\xff",
+        b"\xff\x00",
+        b"\xff\xff",
+    ]
     assert [k for k, _ in tree.seek(b"abca", reverse=True)] == [b"abc", b"ab", b"a"]
     assert next(tree.seek(b"b"))[0] == b"b"
 
@@ -290,7 +298,7 @@ def test_concurrent_readers_with_one_writer(tree: BTree) -> None:
                     assert tree.get(key) == b"stable"
                 keys = [k for k, _ in tree.prefix(b"s")]
                 assert keys == sorted(stable)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=reader) for _ in range(3)]

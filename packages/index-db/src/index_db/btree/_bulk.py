@@ -18,6 +18,7 @@ is freed and the tree is left empty, as before the call.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import pairwise
 
 from ..errors import IndexUsageError
 from . import _layout as L
@@ -54,9 +55,11 @@ class _Builder:
             keys = prev.keys + last.keys
             vals = prev.vals + last.vals
             cells = [
-                L.SLOT_SIZE + L.CELL_HEADER_SIZE + len(k)
+                L.SLOT_SIZE
+                + L.CELL_HEADER_SIZE
+                + len(k)
                 + (len(v) if type(v) is bytes else L.OVERFLOW_REF_SIZE)
-                for k, v in zip(keys, vals)
+                for k, v in zip(keys, vals, strict=True)
             ]
             m = split_index(cells, 1, len(keys) - 1)
             prev = Leaf(prev.pid, keys[:m], vals[:m], last.pid)
@@ -73,14 +76,16 @@ class _Builder:
     def branches(self) -> tuple[int, int]:
         """Build the branch levels; return (root page id, height)."""
         children = [pid for pid, _, _ in self.bounds]
-        seps = [separator(a[2], b[1]) for a, b in zip(self.bounds, self.bounds[1:])]
+        seps = [separator(a[2], b[1]) for a, b in pairwise(self.bounds)]
         level = 1
         while len(children) > 1:
             children, seps = self._level(children, seps, level)
             level += 1
         return children[0], level
 
-    def _level(self, children: list[int], seps: list[bytes], level: int) -> tuple[list[int], list[bytes]]:
+    def _level(
+        self, children: list[int], seps: list[bytes], level: int
+    ) -> tuple[list[int], list[bytes]]:
         core = self.core
         groups: list[list[int]] = [[0, 1]]
         used = L.CHILD_SIZE
@@ -153,17 +158,22 @@ def _stream(
     pid = first_pid
     prev: bytes | None = None
     count = 0
-    for key, value in items:
+    for raw_key, raw_value in items:
+        key = raw_key
         if type(key) is not bytes or len(key) > core.max_key:
             key = check_key(key)
-        if type(value) is not bytes:
+        value = raw_value
+        if type(value) is not bytes or len(value) > L.MAX_VALUE_SIZE:
             value = check_value(value)
         if prev is not None and key <= prev:
             raise IndexUsageError("bulk_load input must be sorted by key, with no duplicates")
         prev = key
         stored = _stored(core, key, value, builder)
-        size = L.SLOT_SIZE + L.CELL_HEADER_SIZE + len(key) + (
-            len(value) if stored is value else L.OVERFLOW_REF_SIZE
+        size = (
+            L.SLOT_SIZE
+            + L.CELL_HEADER_SIZE
+            + len(key)
+            + (len(value) if stored is value else L.OVERFLOW_REF_SIZE)
         )
         if used + size > cap:
             next_pid = builder.allocate()

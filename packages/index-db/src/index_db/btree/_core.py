@@ -107,7 +107,7 @@ class TreeCore:
             if leaf.__class__ is not Leaf:
                 leaf = decode_leaf(page.payload, pid)
                 page.extra = leaf
-        return leaf  # type: ignore[no-any-return]
+        return leaf
 
     def descend(self, key: bytes | None, path: list[list[Any]] | None, rightmost: bool) -> Leaf:
         """The leaf where ``key`` belongs (or the first / last leaf when ``key`` is None).
@@ -143,13 +143,12 @@ class TreeCore:
 
     def write_node(self, node: Leaf | Branch) -> None:
         """Write a leaf or a branch."""
-        if node.__class__ is Leaf:
-            self.write_leaf(node)  # type: ignore[arg-type]
+        if isinstance(node, Leaf):
+            self.write_leaf(node)
         else:
-            self.write_branch(node)  # type: ignore[arg-type]
+            self.write_branch(node)
 
     def free(self, pid: int) -> None:
         """Free a node page and forget its cached form."""
         self.branches.pop(pid, None)
         self.store.free(pid)
-

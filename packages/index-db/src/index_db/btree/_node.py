@@ -28,7 +28,7 @@ instead of producing wrong answers.
 from __future__ import annotations
 
 import struct
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Union
 
 from ..errors import CorruptIndexError
@@ -82,7 +82,7 @@ class OverflowRef:
         return f"OverflowRef(first={self.first}, length={self.length})"
 
 
-Value = Union[bytes, OverflowRef]
+Value = Union[bytes, OverflowRef]  # noqa: UP007 - a runtime alias, 3.10-safe
 
 
 class Leaf:
@@ -142,8 +142,8 @@ def encode_leaf(payload: memoryview, leaf: Leaf) -> None:
         cells = list(map(_cell, leaf.keys, leaf.vals))
     else:
         cells = [
-            _CELL_PACK(len(k), len(v)) + k + v  # type: ignore[arg-type]
-            for k, v in zip(leaf.keys, leaf.vals)
+            _CELL_PACK(len(k), len(v)) + k + v  # type: ignore[arg-type, operator]
+            for k, v in zip(leaf.keys, leaf.vals, strict=True)
         ]
     blob = b"".join(cells)
     top = end - len(blob)
@@ -264,7 +264,7 @@ def decode_leaf(payload: memoryview | bytes, pid: int) -> Leaf:
 
 
 def _check_ascending(keys: list[bytes], pid: int) -> None:
-    for a, b in zip(keys, keys[1:]):
+    for a, b in pairwise(keys):
         if not a < b:
             raise _corrupt(pid, "keys out of order")
 
@@ -311,6 +311,6 @@ def decode_branch(payload: memoryview | bytes, pid: int, level: int) -> Branch:
     ends = list(accumulate(fields[n + 1 :], initial=fixed))
     if ends[-1] > len(raw):
         raise _corrupt(pid, "branch keys run past the page")
-    keys = [raw[a:b] for a, b in zip(ends, ends[1:])]
+    keys = [raw[a:b] for a, b in pairwise(ends)]
     _check_ascending(keys, pid)
     return Branch(pid, level, keys, children)

@@ -36,7 +36,7 @@ def write_chain(store: PageStore, value: bytes) -> int:
     view = memoryview(value)
     pieces = [view[i : i + chunk] for i in range(0, len(view), chunk)]
     pids = [store.allocate() for _ in pieces]
-    for index, (pid, piece) in enumerate(zip(pids, pieces)):
+    for index, (pid, piece) in enumerate(zip(pids, pieces, strict=True)):
         nxt = pids[index + 1] if index + 1 < len(pids) else 0
         with store.write(pid) as page:
             payload = page.payload
@@ -72,7 +72,9 @@ def free_chain(store: PageStore, first: int, length: int, owner: int) -> None:
         store.free(pid)
 
 
-def _walk(store: PageStore, first: int, length: int, owner: int, out: bytearray | None) -> list[int]:
+def _walk(
+    store: PageStore, first: int, length: int, owner: int, out: bytearray | None
+) -> list[int]:
     chunk = _chunk(store)
     limit = -(-length // chunk)
     pids: list[int] = []

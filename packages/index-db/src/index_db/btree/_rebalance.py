@@ -33,7 +33,7 @@ from ._node import Branch, Leaf, Value, branch_used, cell_size
 
 __all__ = ["fix_up", "separator", "split_index"]
 
-Node = Union[Leaf, Branch]
+Node = Union[Leaf, Branch]  # noqa: UP007 - a runtime alias, 3.10-safe
 
 
 def separator(left_last: bytes, right_first: bytes) -> bytes:
@@ -77,7 +77,7 @@ def _set_branch(node: Branch, keys: list[bytes], children: list[int]) -> None:
 def _split(core: TreeCore, node: Node) -> tuple[Node, bytes]:
     if isinstance(node, Leaf):
         keys, vals = node.keys, node.vals
-        sizes = [cell_size(k, v) + L.SLOT_SIZE for k, v in zip(keys, vals)]
+        sizes = [cell_size(k, v) + L.SLOT_SIZE for k, v in zip(keys, vals, strict=True)]
         m = split_index(sizes, 1, len(keys) - 1)
         right = Leaf(core.store.allocate(), keys[m:], vals[m:], node.next)
         _set_leaf(node, keys[:m], vals[:m])
@@ -114,7 +114,7 @@ def _rebalance(
             left.next = right.next
             _drop(core, parent, li, right, dirty)
         else:
-            sizes = [cell_size(k, v) + L.SLOT_SIZE for k, v in zip(keys, vals)]
+            sizes = [cell_size(k, v) + L.SLOT_SIZE for k, v in zip(keys, vals, strict=True)]
             m = split_index(sizes, 1, len(keys) - 1)
             _set_leaf(left, keys[:m], vals[:m])
             _set_leaf(right, keys[m:], vals[m:])

@@ -69,7 +69,7 @@ def scan_forward(
             keys, vals = keys[:stop], vals[:stop]
             done = True
         if keys:
-            yield from zip(keys, vals)
+            yield from zip(keys, vals, strict=True)
             last = keys[-1]
         if done or not nxt:
             return
@@ -139,7 +139,7 @@ def scan_reverse(
             keys, vals = keys[start:], vals[start:]
             done = True
         if keys:
-            yield from zip(reversed(keys), reversed(vals))
+            yield from zip(reversed(keys), reversed(vals), strict=True)
             last = keys[0]
         if done or not path:
             return

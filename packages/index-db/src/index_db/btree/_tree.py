@@ -147,21 +147,21 @@ class BTree:
 
     # --- argument checks -----------------------------------------------------------------
     def _key(self, key: object) -> bytes:
-        key = _bytes_arg(key, "key")
-        if len(key) > self._core.max_key:  # type: ignore[arg-type]
+        data = _bytes_arg(key, "key")
+        if len(data) > self._core.max_key:
             raise KeyTooLargeError(
-                f"key of {len(key)} bytes exceeds the maximum of "  # type: ignore[arg-type]
+                f"key of {len(data)} bytes exceeds the maximum of "
                 f"{self._core.max_key} for {self._store.page_size}-byte pages"
             )
-        return key  # type: ignore[return-value]
+        return data
 
     def _value(self, value: object) -> bytes:
-        value = _bytes_arg(value, "value")
-        if len(value) > L.MAX_VALUE_SIZE:  # type: ignore[arg-type]
+        data = _bytes_arg(value, "value")
+        if len(data) > L.MAX_VALUE_SIZE:
             raise ValueTooLargeError(
-                f"value of {len(value)} bytes exceeds the maximum of {L.MAX_VALUE_SIZE}"  # type: ignore[arg-type]
+                f"value of {len(data)} bytes exceeds the maximum of {L.MAX_VALUE_SIZE}"
             )
-        return value  # type: ignore[return-value]
+        return data
 
     # --- point operations ----------------------------------------------------------------
     def get(self, key: bytes, default: Any = None) -> Any:
@@ -338,7 +338,7 @@ class BTree:
         return self.range(prefix, _prefix_end(prefix), reverse=reverse)
 
     def seek(self, key: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
-        """Iterate from the first key ``>= key`` upwards (``reverse``: from the last ``<= key`` down).
+        """Iterate from the first key ``>= key`` up (``reverse``: from the last ``<= key`` down).
 
         Raises:
             TypeError: ``key`` is not bytes-like.

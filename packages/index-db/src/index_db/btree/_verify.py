@@ -19,6 +19,7 @@ page's checksum is checked), decodes it afresh and checks:
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from page_db import InvalidPageIdError
@@ -117,7 +118,7 @@ def verify_tree(core: TreeCore, other_pages: int | None) -> dict[str, Any]:
     walk = _Walk(core)
     walk.node(core.root, core.height - 1, None, None, None)
     leaves = walk.leaves
-    for left, right in zip(leaves, leaves[1:]):
+    for left, right in pairwise(leaves):
         if left.next != right.pid:
             raise CorruptIndexError(
                 f"sibling link points to {left.next}, expected {right.pid}", page_id=left.pid
