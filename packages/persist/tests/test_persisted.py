@@ -134,6 +134,12 @@ def test_snapshot_with_wrong_meta_or_ahead_of_the_log_is_skipped() -> None:
         assert p.obj.ops == ops(3) and p.recovery.snapshot is None  # replayed from LSN 1
         reasons = [f.reason for f in p.recovery.fallbacks]
         assert "log ends at 3" in reasons[0] and "does not record LSN 3" in reasons[1]
+        p.apply(b"x")
+        p.checkpoint()  # the unusable snapshot past the log's end is removed
+        assert p.snapshots() == [
+            "snapshot-00000000000000000004.snap",
+            "snapshot-00000000000000000003.snap",
+        ]
 
 
 def test_unknown_payload_version_and_wrong_kind_are_raised_not_skipped() -> None:

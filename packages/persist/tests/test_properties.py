@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from conftest import COMPRESSIONS, Journal
@@ -42,7 +43,7 @@ def test_round_trip_fidelity(
 ) -> None:
     fs = MemoryFS()
     bounds = sorted({0, len(payload), *(c for c in cuts if c < len(payload))})
-    chunks = [payload[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    chunks = [payload[a:b] for a, b in itertools.pairwise(bounds)]
     for source in (payload, chunks):
         save(
             "p.snap", source, kind=kind, version=version, compression=compression, meta=meta, fs=fs

@@ -254,6 +254,9 @@ class Persisted(Generic[T]):
     def checkpoint(self) -> SnapshotInfo | None:
         """Write a snapshot of the object atomically, then trim old snapshots and the log.
 
+        Snapshots beyond the newest ``keep`` are deleted, and so is any snapshot named
+        past the log's end (a leftover ``open`` could never use).
+
         Returns:
             The new snapshot's info, or None when nothing was applied since the last one.
 
@@ -281,12 +284,15 @@ class Persisted(Generic[T]):
                 fs=self._fs,
             )
             self._snapshot_lsn = lsn
-            self._prune()
+            self._prune(lsn)
             return info
 
-    def _prune(self) -> None:
-        snapshots = _snapshots(self._fs)
-        doomed = snapshots[self._keep :]
+    def _prune(self, lsn: int) -> None:
+        # A snapshot named past the log's end can never be used (open skips it), so it
+        # must not count among the kept ones either.
+        found = _snapshots(self._fs)
+        snapshots = [entry for entry in found if entry[0] <= lsn]
+        doomed = [entry for entry in found if entry[0] > lsn] + snapshots[self._keep :]
         for _, name in doomed:
             self._fs.unlink(name)
         if doomed:
