@@ -179,7 +179,11 @@ class HashIndex(PageIO):
         hashed = self._hash(key)
         with self._lock:
             page_id = self._dir[hashed & self._mask]
-            bucket = self.bucket(page_id)
+            with self._store.read(page_id) as page:  # self.bucket(), inlined: the hot path
+                bucket: Bucket | None = page.extra
+                if bucket is None:
+                    bucket = _codec.decode_bucket(page.payload, page_id, self._max_depth)
+                    page.extra = bucket
             if (
                 hashed & bucket.mask == bucket.prefix
                 and bucket.local_depth <= self._depth
@@ -227,9 +231,7 @@ class HashIndex(PageIO):
                 if old is None:
                     continue
                 if bucket.used - len(old) + len(value) <= self._capacity:
-                    bucket.entries[key] = value
-                    bucket.used += len(value) - len(old)
-                    self.write_bucket(page_id, bucket)
+                    self.replace(page_id, bucket, key, value)
                     return
                 self._remove(chain, position, key)
                 self._insert(key, value, hashed, self.chain(hashed))
@@ -363,9 +365,7 @@ class HashIndex(PageIO):
             for pid in spare:
                 self._store.free(pid)
             return
-        value = bucket.entries.pop(key)
-        bucket.used -= L.RECORD_HEADER_SIZE + len(key) + len(value)
-        self.write_bucket(page_id, bucket)
+        self.remove(page_id, bucket, key)
 
     def _merge(self, hashed: int) -> bool:
         """Merge the key's bucket with its buddy if both are small; True if it did."""

@@ -70,8 +70,13 @@ class PageIO:
         page_id = self._dir[hashed & self._mask]
         chain: list[tuple[int, Bucket]] = []
         head: Bucket | None = None
+        read = self._store.read
         while page_id:
-            bucket = self.bucket(page_id)
+            with read(page_id) as page:  # self.bucket(), inlined
+                bucket: Bucket | None = page.extra
+                if bucket is None:
+                    bucket = _codec.decode_bucket(page.payload, page_id, self._max_depth)
+                    page.extra = bucket
             if head is None:
                 head = bucket
             if (
@@ -103,16 +108,46 @@ class PageIO:
 
     def append(self, page_id: int, bucket: Bucket, key: bytes, value: bytes) -> None:
         """Add a new record at the end of ``page_id``'s records (the caller checked room)."""
-        record = _codec.encode_record(key, value)
         with self._store.write(page_id) as page:
             payload = page.payload
-            offset = L.BUCKET_HEADER_SIZE + bucket.used
-            payload[offset : offset + len(record)] = record
-            bucket.entries[key] = value
-            bucket.used += len(record)
-            L.RECORD_COUNT_STRUCT.pack_into(payload, L.RECORD_COUNT_OFFSET, len(bucket.entries))
-            L.RECORD_BYTES_STRUCT.pack_into(payload, L.RECORD_BYTES_OFFSET, bucket.used)
+            _put_at_end(payload, bucket, key, value)
+            _stamp(payload, bucket)
             page.extra = bucket
+
+    def replace(self, page_id: int, bucket: Bucket, key: bytes, value: bytes) -> None:
+        """Give ``key``, on ``page_id``, a new value (the caller checked the page has room).
+
+        A value of the same length is overwritten in place; otherwise the record is cut
+        out (the records after it move down) and appended with its new value.
+        """
+        old = bucket.entries[key]
+        with self._store.write(page_id) as page:
+            payload = page.payload
+            if len(old) == len(value):
+                start = _record_offset(bucket, key) + L.RECORD_HEADER_SIZE + len(key)
+                payload[start : start + len(value)] = value
+                bucket.entries[key] = value
+            else:
+                self._cut(payload, bucket, key)
+                _put_at_end(payload, bucket, key, value)
+                _stamp(payload, bucket)
+            page.extra = bucket
+
+    def remove(self, page_id: int, bucket: Bucket, key: bytes) -> None:
+        """Cut ``key``'s record out of ``page_id``; the records after it move down."""
+        with self._store.write(page_id) as page:
+            payload = page.payload
+            self._cut(payload, bucket, key)
+            _stamp(payload, bucket)
+            page.extra = bucket
+
+    def _cut(self, payload: memoryview, bucket: Bucket, key: bytes) -> None:
+        offset = _record_offset(bucket, key)
+        size = L.RECORD_HEADER_SIZE + len(key) + len(bucket.entries.pop(key))
+        end = L.BUCKET_HEADER_SIZE + bucket.used
+        payload[offset : end - size] = bytes(payload[offset + size : end])
+        payload[end - size : end] = self._zeros[:size]
+        bucket.used -= size
 
     def write_chain(
         self, first: int, depth: int, prefix: int, entries: dict[bytes, bytes], spare: list[int]
@@ -222,3 +257,27 @@ def buckets_at_depth(directory: list[int]) -> int:
     for page_id in directory:
         seen[page_id] = seen.get(page_id, 0) + 1
     return sum(1 for n in seen.values() if n == 1)
+
+
+def _record_offset(bucket: Bucket, key: bytes) -> int:
+    """Where ``key``'s record starts: records are on the page in ``entries`` order."""
+    offset = L.BUCKET_HEADER_SIZE
+    for other, value in bucket.entries.items():
+        if other == key:
+            return offset
+        offset += L.RECORD_HEADER_SIZE + len(other) + len(value)
+    raise KeyError(key)
+
+
+def _put_at_end(payload: memoryview, bucket: Bucket, key: bytes, value: bytes) -> None:
+    record = _codec.encode_record(key, value)
+    offset = L.BUCKET_HEADER_SIZE + bucket.used
+    payload[offset : offset + len(record)] = record
+    bucket.entries[key] = value
+    bucket.used += len(record)
+
+
+def _stamp(payload: memoryview, bucket: Bucket) -> None:
+    """Write the record count and record bytes of ``bucket`` into its page header."""
+    L.RECORD_COUNT_STRUCT.pack_into(payload, L.RECORD_COUNT_OFFSET, len(bucket.entries))
+    L.RECORD_BYTES_STRUCT.pack_into(payload, L.RECORD_BYTES_OFFSET, bucket.used)
