@@ -15,6 +15,7 @@ names only, never a private ``_``-prefixed module.
 
 from ._version import __version__
 from .btree import BTree
+from .hash import HashIndex, HashVerifyReport
 from .errors import (
     CorruptIndexError,
     DimensionMismatchError,
@@ -28,6 +29,8 @@ from .errors import (
 __all__ = [
     "__version__",
     "BTree",
+    "HashIndex",
+    "HashVerifyReport",
     "CorruptIndexError",
     "DimensionMismatchError",
     "IndexDbError",
