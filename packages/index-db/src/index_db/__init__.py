@@ -15,7 +15,6 @@ names only, never a private ``_``-prefixed module.
 
 from ._version import __version__
 from .btree import BTree
-from .hash import HashIndex, HashVerifyReport
 from .errors import (
     CorruptIndexError,
     DimensionMismatchError,
@@ -25,6 +24,7 @@ from .errors import (
     KeyTooLargeError,
     ValueTooLargeError,
 )
+from .hash import HashIndex, HashVerifyReport
 
 __all__ = [
     "__version__",
