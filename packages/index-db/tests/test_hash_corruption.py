@@ -145,3 +145,17 @@ def test_flipped_bytes_in_the_file_never_give_wrong_results() -> None:
         caught += errors > 0
         store.close()
     assert caught > 0
+
+
+def test_slot_naming_another_structures_page_raises_typed_error() -> None:
+    store, index = build()
+    foreign = store.allocate()
+    with store.write(foreign) as page:
+        page.payload[:4] = b"BT\x01\x01"
+        page.extra = {"a": "decoded node of another index"}
+    index._dir[0] = foreign  # as if the directory page said so
+    key = next(k for k in MODEL if index._hash(k) & index._mask == 0)
+    with pytest.raises(CorruptIndexError, match="bad magic"):
+        index.get(key)
+    with pytest.raises(CorruptIndexError, match="bad magic"):
+        index.put(key, b"x")

@@ -181,7 +181,7 @@ class HashIndex(PageIO):
             page_id = self._dir[hashed & self._mask]
             with self._store.read(page_id) as page:  # self.bucket(), inlined: the hot path
                 bucket: Bucket | None = page.extra
-                if bucket is None:
+                if bucket.__class__ is not Bucket:  # None, or another layer's object
                     bucket = _codec.decode_bucket(page.payload, page_id, self._max_depth)
                     page.extra = bucket
             if (

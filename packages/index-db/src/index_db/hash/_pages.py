@@ -56,7 +56,7 @@ class PageIO:
         """The decoded bucket on ``page_id`` (from ``extra`` when warm)."""
         with self._store.read(page_id) as page:
             bucket: Bucket | None = page.extra
-            if bucket is None:
+            if bucket.__class__ is not Bucket:  # None, or another layer's object
                 bucket = _codec.decode_bucket(page.payload, page_id, self._max_depth)
                 page.extra = bucket
         return bucket
@@ -74,7 +74,7 @@ class PageIO:
         while page_id:
             with read(page_id) as page:  # self.bucket(), inlined
                 bucket: Bucket | None = page.extra
-                if bucket is None:
+                if bucket.__class__ is not Bucket:  # None, or another layer's object
                     bucket = _codec.decode_bucket(page.payload, page_id, self._max_depth)
                     page.extra = bucket
             if head is None:
