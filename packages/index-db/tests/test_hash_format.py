@@ -99,7 +99,7 @@ BAD_BUCKETS = [
     (patched(GOLDEN_BUCKET, 22, "<H", 1), "local depth 0 above"),
     (patched(GOLDEN_BUCKET, 24, "<H", 5000), "runs past the page"),
     (patched(GOLDEN_BUCKET, 24, "<H", 1025), "runs past the page"),
-    (patched(GOLDEN_BUCKET, 200, "<B", 1), "non-zero bytes after the last record"),
+    (patched(GOLDEN_BUCKET, 200, "<B", 1), "non-zero bytes after the end"),
     (padded(bytes.fromhex(GOLDEN_BUCKET)[:35] + b"\x05\x00\x00\x00" + b"alice"), "appears twice"),
 ]
 
@@ -120,6 +120,10 @@ def test_decode_bucket_rejects(payload: bytearray, reason: str) -> None:
         (patched(GOLDEN_ROOT, 20, "<I", 2), "2 directory pages"),
         (patched(GOLDEN_ROOT, 16, "<I", 0), "bucket count 0"),
         (patched(GOLDEN_ROOT, 24, "<I", 0), "directory page id 0"),
+        (
+            patched(GOLDEN_ROOT, 28, "<B", 9),
+            "non-zero bytes after the end of the page's content at 28",
+        ),
     ],
 )
 def test_decode_root_rejects(payload: bytearray, reason: str) -> None:
@@ -134,6 +138,7 @@ def test_decode_root_rejects(payload: bytearray, reason: str) -> None:
         (padded(GOLDEN_DIRECTORY), 0, 2, "expected 0\\+2"),
         (patched(GOLDEN_DIRECTORY, 16, "<I", 0), 0, 1, "slot 0 holds page id 0"),
         (patched(GOLDEN_DIRECTORY, 2, "<B", 4), 0, 1, "page kind 4"),
+        (patched(GOLDEN_DIRECTORY, 4000, "<B", 1), 0, 1, "non-zero bytes after the end"),
     ],
 )
 def test_decode_directory_rejects(payload: bytearray, first: int, count: int, reason: str) -> None:

@@ -99,6 +99,11 @@ def _check_prefix(payload: bytes, page_id: int, kinds: tuple[int, ...]) -> int:
     return int(kind)
 
 
+def _check_zero_tail(data: bytes, offset: int, page_id: int) -> None:
+    if data.count(0, offset) != len(data) - offset:
+        raise _corrupt(page_id, f"non-zero bytes after the end of the page's content at {offset}")
+
+
 def encode_record(key: bytes, value: bytes) -> bytes:
     """One record: key length, value length, key, value."""
     return L.RECORD_STRUCT.pack(len(key), len(value)) + key + value
@@ -172,8 +177,7 @@ def decode_bucket(payload: bytes | memoryview, page_id: int, max_depth: int) -> 
         entries[key] = data[start + key_len : offset]
     if offset != L.BUCKET_HEADER_SIZE + used:
         raise _corrupt(page_id, f"records end at {offset}, the header says {used + 24}")
-    if data.count(0, offset) != end - offset:
-        raise _corrupt(page_id, f"non-zero bytes after the last record at {offset}")
+    _check_zero_tail(data, offset, page_id)
     bucket = Bucket(kind=kind, local_depth=depth, prefix=prefix, next_id=next_id, position=position)
     bucket.entries = entries
     bucket.used = offset - L.BUCKET_HEADER_SIZE
@@ -220,6 +224,7 @@ def decode_root(payload: bytes | memoryview, page_id: int, expected_max_depth: i
     if start + 4 * n_pages > len(data):
         raise _corrupt(page_id, f"{n_pages} directory page ids do not fit the root page")
     pages = struct.unpack_from(f"<{n_pages}I", data, start)
+    _check_zero_tail(data, start + 4 * n_pages, page_id)
     if 0 in pages:
         raise _corrupt(page_id, "directory page id 0")
     return RootInfo(depth, max_depth, count, buckets, pages)
@@ -257,6 +262,7 @@ def decode_directory(
     if start + 4 * count > len(data):
         raise _corrupt(page_id, f"{count} directory slots do not fit one page")
     ids = list(struct.unpack_from(f"<{count}I", data, start))
+    _check_zero_tail(data, start + 4 * count, page_id)
     if 0 in ids:
         raise _corrupt(page_id, f"directory slot {first + ids.index(0)} holds page id 0")
     return ids
