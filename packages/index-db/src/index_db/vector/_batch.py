@@ -1,0 +1,269 @@
+"""Lock-step batch insertion into the HNSW graph (the fast path of ``add_batch``).
+
+Theory of operation
+-------------------
+Inserting one node at a time spends most of its time in the Python loop of the beam
+search. The batch builder instead inserts a *chunk* of up to :data:`CHUNK` new nodes at
+once and runs their beam searches in lock step, as numpy operations over all the chunk's
+queries: every step expands, for each query still running, its closest unexpanded result.
+
+Per query the state is the beam ``W`` (``ef`` slots and distances, unsorted, padded with
+``-1``/``inf``) and an ``expanded`` flag per entry; the visited set is one row of a
+``chunk x (capacity + 1)`` bitmap (the last column is always set, so ``-1`` padding of an
+adjacency row, which lands on the previous row's last column, reads as visited). A query
+is finished when every finite entry of its beam is expanded -- exactly the stopping rule of
+the sequential search, since a candidate farther than the beam's worst is never expanded.
+The new neighbours of a step are merged with one ``argpartition`` per improved row.
+
+After the search of a layer, each node of the chunk takes ``M`` neighbours by the HNSW
+heuristic, run vectorised over the closest :data:`HEURISTIC_POOL` x ``M`` candidates. The
+candidates are the beam *plus* the closest other new nodes of the same chunk (so nodes of
+one chunk, which cannot find each other through the graph, still link to each other).
+Reverse links are then added in rounds in which every target node appears once: a list
+with room appends the new node; a full list replaces its farthest neighbour when the new
+node is closer. Chunks grow with the graph (a chunk is never larger than the graph it is
+inserted into), so early nodes are placed as carefully as the sequential path would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from ._common import F32Array
+from ._graph import Graph, Layer
+
+CHUNK = 256
+HEURISTIC_POOL = 3
+EXPAND = 4
+Int64Array = npt.NDArray[np.int64]
+
+
+def batch_insert(graph: Graph, slots: Int64Array, levels: Int64Array) -> None:
+    """Insert the nodes already written at ``slots`` with the given ``levels``."""
+    graph.reserve(int(slots.max()) + 1)
+    graph.ensure_layers(int(levels.max()))
+    done = 0
+    if graph.entry < 0:
+        graph.insert(int(slots[0]), int(levels[0]))
+        done = 1
+    live = int((graph.levels >= 0).sum())
+    graph.levels[slots[done:]] = levels[done:]
+    for slot, level in zip(slots[done:].tolist(), levels[done:].tolist()):
+        for lvl in range(level + 1):
+            graph.layers[lvl].attach(slot)
+    while done < slots.shape[0]:
+        size = max(1, min(CHUNK, live, slots.shape[0] - done))
+        _insert_chunk(graph, slots[done : done + size], levels[done : done + size])
+        done += size
+        live += size
+
+
+def _insert_chunk(graph: Graph, slots: Int64Array, levels: Int64Array) -> None:
+    store = graph.store
+    queries = store.vectors[slots]
+    entry = np.full(slots.shape[0], graph.entry, dtype=np.int64)
+    visited = np.zeros((slots.shape[0], graph.levels.shape[0] + 1), dtype=bool)
+    visited[:, -1] = True
+    top = max(graph.max_level, int(levels.max()))
+    for level in range(top, -1, -1):
+        full = np.nonzero(levels >= level)[0]
+        greedy = np.nonzero(levels < level)[0]
+        if level <= graph.max_level:
+            if greedy.size:
+                ids, _ = _beam(graph, queries, greedy, entry[greedy], 1, level, visited)
+                entry[greedy] = ids[:, 0]
+            if full.size:
+                ef = graph.ef_construction
+                ids, dists = _beam(graph, queries, full, entry[full], ef, level, visited)
+                entry[full] = ids[:, 0]
+            else:
+                continue
+        else:
+            ids = np.full((full.size, 1), -1, np.int64)
+            dists = np.full((full.size, 1), np.inf, np.float32)
+        _connect(graph, level, slots[full], ids, dists)
+    if int(levels.max()) > graph.max_level:
+        top_index = int(np.argmax(levels))
+        graph.entry, graph.max_level = int(slots[top_index]), int(levels[top_index])
+
+
+def _beam(
+    graph: Graph,
+    queries: F32Array,
+    rows: Int64Array,
+    entries: Int64Array,
+    ef: int,
+    level: int,
+    visited: npt.NDArray[np.bool_],
+    expand: int = EXPAND,
+) -> tuple[Int64Array, F32Array]:
+    """Lock-step beam search of width ``ef`` for ``queries[rows]``; results sorted.
+
+    ``visited`` has one row per query of ``queries`` (``row * width + slot``), all clear
+    on entry and on return. Each step expands up to ``expand`` closest unexpanded entries
+    of every running beam.
+    """
+    store, layer = graph.store, graph.layers[level]
+    euclidean = store.metric == 1
+    width = visited.shape[1]
+    count = rows.shape[0]
+    expand = max(1, min(expand, ef))
+    out_ids = np.full((count, ef), -1, np.int64)
+    out_d = np.full((count, ef), np.inf, np.float32)
+    beam_ids = out_ids.copy()
+    beam_d = out_d.copy()
+    expanded = np.ones((count, ef), dtype=bool)
+    beam_ids[:, 0] = entries
+    beam_d[:, 0] = _dist(store, queries[rows], entries, euclidean)
+    expanded[:, 0] = False
+    worst = beam_d[:, 0].copy() if ef == 1 else np.full(count, np.inf, np.float32)
+    active = np.arange(count)
+    base = rows * width
+    flat_visited = visited.ravel()
+    touched = [base + entries]
+    flat_visited[touched[0]] = True
+    while active.size:
+        masked = np.where(expanded, np.inf, beam_d)
+        if expand == 1:
+            pick = masked.argmin(axis=1)[:, None]
+        else:
+            pick = np.argpartition(masked, expand - 1, axis=1)[:, :expand]
+        chosen = np.isfinite(np.take_along_axis(masked, pick, axis=1))
+        running = chosen.any(axis=1)
+        if not running.all():
+            stop = ~running
+            out_ids[active[stop]], out_d[active[stop]] = beam_ids[stop], beam_d[stop]
+            active, pick, chosen = active[running], pick[running], chosen[running]
+            beam_ids, beam_d = beam_ids[running], beam_d[running]
+            expanded, worst, base = expanded[running], worst[running], base[running]
+            if not active.size:
+                break
+        np.put_along_axis(expanded, pick, True, axis=1)
+        nodes = np.take_along_axis(beam_ids, pick, axis=1)
+        nodes = np.where(chosen, nodes, nodes[:, :1])
+        nb = layer.adj[nodes if layer.row_of is None else layer.row_of[nodes]]
+        nb = nb.reshape(active.size, -1).astype(np.int64)
+        flat = base[:, None] + nb
+        r, c = np.nonzero(~flat_visited[flat])
+        if not r.size:
+            continue
+        hits = flat[r, c]
+        if expand > 1:
+            hits, first = np.unique(hits, return_index=True)
+            r, c = r[first], c[first]
+        flat_visited[hits] = True
+        touched.append(hits)
+        new_d = np.full(nb.shape, np.inf, np.float32)
+        new_d[r, c] = _dist(store, queries[rows[active[r]]], nb[r, c], euclidean)
+        better = (new_d < worst[:, None]).any(axis=1)
+        if not better.any():
+            continue
+        m = np.nonzero(better)[0]
+        all_d = np.concatenate([beam_d[m], new_d[m]], axis=1)
+        part = np.argpartition(all_d, ef - 1, axis=1)[:, :ef]
+        all_ids = np.concatenate([beam_ids[m], nb[m]], axis=1)
+        all_x = np.concatenate([expanded[m], ~np.isfinite(new_d[m])], axis=1)
+        beam_d[m] = np.take_along_axis(all_d, part, axis=1)
+        beam_ids[m] = np.take_along_axis(all_ids, part, axis=1)
+        expanded[m] = np.take_along_axis(all_x, part, axis=1)
+        worst[m] = beam_d[m].max(axis=1)
+    flat_visited[np.concatenate(touched)] = False
+    order = np.argsort(out_d, axis=1, kind="stable")
+    return np.take_along_axis(out_ids, order, axis=1), np.take_along_axis(out_d, order, axis=1)
+
+
+def _dist(
+    store: object,
+    queries: F32Array,
+    ids: Int64Array,
+    euclidean: bool,
+) -> F32Array:
+    """Row-wise internal distance between ``queries[i]`` and the vector of ``ids[i]``."""
+    dots = np.einsum("ij,ij->i", store.vectors[ids], queries)  # type: ignore[attr-defined]
+    if euclidean:
+        sq = store.sqnorm  # type: ignore[attr-defined]
+        q2 = np.einsum("ij,ij->i", queries, queries)
+        result: F32Array = sq[ids] - 2.0 * dots + q2
+        return result
+    return -dots
+
+
+def _connect(
+    graph: Graph, level: int, new: Int64Array, ids: Int64Array, dists: F32Array
+) -> None:
+    """Pick each new node's neighbours (beam plus chunk peers) and link both ways."""
+    layer = graph.layers[level]
+    m = graph.m
+    peers = graph.pair_distances(new)
+    np.fill_diagonal(peers, np.inf)
+    take = min(m, new.shape[0] - 1)
+    if take > 0:
+        near = np.argpartition(peers, take - 1, axis=1)[:, :take]
+        ids = np.concatenate([ids, new[near]], axis=1)
+        dists = np.concatenate([dists, np.take_along_axis(peers, near, axis=1)], axis=1)
+    ids = np.where(np.isfinite(dists), ids, -1)
+    pool = min(ids.shape[1], HEURISTIC_POOL * m)
+    order = np.argsort(dists, axis=1, kind="stable")[:, :pool]
+    cand = np.take_along_axis(ids, order, axis=1)
+    cand_d = np.take_along_axis(dists, order, axis=1)
+    kept = _heuristic(graph, cand, cand_d, m)
+    first = np.argsort(~kept, axis=1, kind="stable")[:, : layer.width]
+    sel = np.take_along_axis(np.where(kept, cand, -1), first, axis=1)
+    sel_d = np.take_along_axis(np.where(kept, cand_d, np.inf), first, axis=1)
+    pad = layer.width - sel.shape[1]
+    if pad > 0:
+        sel = np.pad(sel, ((0, 0), (0, pad)), constant_values=-1)
+        sel_d = np.pad(sel_d, ((0, 0), (0, pad)), constant_values=np.inf)
+    rows = new if layer.row_of is None else layer.row_of[new]
+    layer.adj[rows] = sel
+    layer.adj_d[rows] = sel_d
+    src, col = np.nonzero(sel >= 0)
+    _reverse_links(layer, new[src], sel[src, col], sel_d[src, col])
+
+
+def _heuristic(graph: Graph, cand: Int64Array, cand_d: F32Array, m: int) -> npt.NDArray[np.bool_]:
+    """Vectorised HNSW heuristic: keep a candidate closer to the node than to any kept one."""
+    store = graph.store
+    safe = np.maximum(cand, 0)
+    vecs = store.vectors[safe]
+    pairs = -np.matmul(vecs, vecs.transpose(0, 2, 1))
+    if store.metric == 1:
+        norms = store.sqnorm[safe]
+        pairs = norms[:, :, None] + norms[:, None, :] + 2.0 * pairs
+    valid = cand >= 0
+    kept = np.zeros(cand.shape, dtype=bool)
+    count = np.zeros(cand.shape[0], dtype=np.int64)
+    for j in range(cand.shape[1]):
+        blocked = ((pairs[:, j, :j] <= cand_d[:, j : j + 1]) & kept[:, :j]).any(axis=1)
+        ok = valid[:, j] & ~blocked & (count < m)
+        kept[:, j] = ok
+        count += ok
+    return kept
+
+
+def _reverse_links(layer: Layer, src: Int64Array, dst: Int64Array, dist: F32Array) -> None:
+    """Add ``src`` to the list of ``dst`` for every edge, one round per repeat of a target."""
+    order = np.argsort(dst, kind="stable")
+    src, dst, dist = src[order], dst[order], dist[order]
+    starts = np.r_[0, np.nonzero(np.diff(dst))[0] + 1]
+    group_start = np.repeat(starts, np.diff(np.r_[starts, dst.shape[0]]))
+    rank = np.arange(dst.shape[0]) - group_start
+    for r in range(int(rank.max()) + 1 if rank.size else 0):
+        pick = rank == r
+        s, d, w = src[pick], dst[pick], dist[pick]
+        rows = d if layer.row_of is None else layer.row_of[d]
+        lists = layer.adj[rows]
+        fresh = ~(lists == s[:, None]).any(axis=1)
+        s, rows, w, lists = s[fresh], rows[fresh], w[fresh], lists[fresh]
+        count = (lists >= 0).sum(axis=1)
+        room = count < layer.width
+        layer.adj[rows[room], count[room]] = s[room]
+        layer.adj_d[rows[room], count[room]] = w[room]
+        full = ~room
+        if full.any():
+            rows_f, s_f, w_f = rows[full], s[full], w[full]
+            far = layer.adj_d[rows_f].argmax(axis=1)
+            closer = w_f < layer.adj_d[rows_f, far]
+            layer.adj[rows_f[closer], far[closer]] = s_f[closer]
+            layer.adj_d[rows_f[closer], far[closer]] = w_f[closer]

@@ -1,0 +1,327 @@
+"""HNSWIndex: approximate similarity search on a hierarchical navigable small-world graph.
+
+Theory of operation
+-------------------
+Vectors live in the shared matrix (see ``_base``); the graph (see ``_graph``) links their
+slots. :meth:`HNSWIndex.add` and :meth:`HNSWIndex.upsert` insert one node the classic way;
+:meth:`HNSWIndex.add_batch` of at least :data:`BATCH_MIN` new vectors builds in lock-step
+batches (see ``_batch``), which produces the same kind of graph many times faster.
+
+Search descends greedily through the upper layers and runs a beam search of width
+``max(ef, k)`` in layer 0. Filters are applied to the results, never to navigation:
+
+- a collection of allowed ids that is small (at most :data:`EXACT_FILTER_MAX` ids, or at
+  most 1/:data:`SELECTIVE_RATIO` of the index) is answered exactly by brute force over
+  those ids;
+- otherwise (a large allowed set, or a predicate) the beam is widened in proportion to the
+  filter's selectivity and, if fewer than ``k`` qualifying results come back, widened
+  4x at a time; when the beam would exceed the index the search falls back to exact search
+  over every qualifying id. So a filtered search returns ``k`` results whenever at least
+  ``k`` ids qualify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..errors import IndexUsageError
+from ._base import SearchFilter, SlotArray, VectorIndexBase
+from ._batch import batch_insert
+from ._common import F32Array, VectorId, check_id, distances_to_scores
+from ._graph import Graph
+from ._persist import PersistMixin
+from ._snapshot import Decoded, GraphArrays
+
+BATCH_MIN = 64
+EXACT_FILTER_MAX = 2048
+SELECTIVE_RATIO = 20
+MAX_M = 512
+MAX_EF = 1 << 20
+
+
+def _check_param(name: str, value: int, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not low <= int(value) <= high:
+        raise IndexUsageError(f"{name} must be between {low} and {high}, got {value}")
+    return int(value)
+
+
+class HNSWIndex(PersistMixin, VectorIndexBase):
+    """Approximate vector index (HNSW graph).
+
+    Args:
+        dim: the dimension of every vector, 1 to 65,536.
+        metric: ``"cosine"``, ``"euclidean"`` (alias ``"l2"``) or ``"dot"``.
+        M: links per node in the upper layers (``2*M`` in layer 0), 2 to 512.
+        ef_construction: beam width while inserting, 1 to 2**20.
+        ef_search: default beam width while searching (``search(ef=...)`` overrides).
+        seed: key of the hash that draws each node's level from its id (0 to 2**64-1).
+
+    Raises:
+        IndexUsageError: a parameter out of range or an unknown metric.
+        TypeError: a parameter of the wrong type.
+    """
+
+    kind = "index-db.hnsw"
+    format_version = 1
+
+    def __init__(
+        self,
+        dim: int,
+        metric: str,
+        *,
+        M: int = 16,  # noqa: N803 - the name every HNSW paper and library uses
+        ef_construction: int = 200,
+        ef_search: int = 50,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(dim, metric)
+        m = _check_param("M", M, 2, MAX_M)
+        self._ef_construction = _check_param("ef_construction", ef_construction, 1, MAX_EF)
+        self.ef_search = ef_search
+        seed = _check_param("seed", seed, 0, 2**64 - 1)
+        self._graph = Graph(self._store, m, self._ef_construction, seed)
+
+    @property
+    def M(self) -> int:  # noqa: N802 - mirrors the constructor argument
+        """Links per node in the upper layers (layer 0 keeps up to ``2*M``)."""
+        return self._graph.m
+
+    @property
+    def ef_construction(self) -> int:
+        """Beam width used while inserting."""
+        return self._ef_construction
+
+    @property
+    def ef_search(self) -> int:
+        """Default beam width of :meth:`search`; assignable."""
+        return self._ef_search
+
+    @ef_search.setter
+    def ef_search(self, value: int) -> None:
+        self._ef_search = _check_param("ef_search", value, 1, MAX_EF)
+
+    def add(self, vector_id: VectorId, vector: object) -> None:
+        """Add a vector under a new id and link it into the graph.
+
+        Args:
+            vector_id: an int (signed 64-bit) or a str (at most 65,535 bytes of UTF-8).
+            vector: an array-like of ``dim`` real numbers.
+
+        Raises:
+            IndexUsageError: the id is already present (use :meth:`upsert`), or the vector
+                has a NaN/infinite component, or is zero under cosine.
+            DimensionMismatchError: the vector does not have shape ``(dim,)``.
+            TypeError: the id is not int/str, or the vector's dtype is not a real number.
+        """
+        self.add_batch([vector_id], [self._store.prepare_one(vector)])
+
+    def upsert(self, vector_id: VectorId, vector: object) -> None:
+        """Add a vector, replacing (remove, then insert) any vector under ``vector_id``.
+
+        Raises:
+            Same as :meth:`add`, except that an existing id is not an error.
+        """
+        self.add_batch([vector_id], [self._store.prepare_one(vector)], upsert=True)
+
+    def add_batch(
+        self, ids: Iterable[VectorId], vectors: object, *, upsert: bool = False
+    ) -> None:
+        """Add many vectors; all are checked before any is inserted.
+
+        Batches of at least 64 new vectors are inserted by the lock-step batch builder.
+
+        Args:
+            ids: one distinct id per vector.
+            vectors: an array-like of shape ``(n, dim)``.
+            upsert: replace existing ids instead of refusing them.
+
+        Raises:
+            IndexUsageError: ids repeat within the batch, an id exists and ``upsert`` is
+                false, the counts differ, or a vector is NaN/infinite/zero-under-cosine.
+            DimensionMismatchError: ``vectors`` is not of shape ``(n, dim)``.
+            TypeError: an id is not int/str or the dtype is not a real number.
+        """
+        id_list, matrix = self._prepare_batch(list(ids), vectors)
+        idmap = self._idmap
+        existing = [i for i in id_list if i in idmap]
+        if existing and not upsert:
+            raise IndexUsageError(f"id {existing[0]!r} is already in the index (use upsert)")
+        for vector_id in existing:
+            self._remove_present(vector_id)
+        slots = [idmap.add(vector_id) for vector_id in id_list]
+        self._store.write(slots, matrix)
+        graph = self._graph
+        graph.reserve(self._store.vectors.shape[0])
+        levels = graph.levels_for(id_list)
+        if len(slots) >= BATCH_MIN:
+            batch_insert(graph, np.asarray(slots, dtype=np.int64), levels)
+        else:
+            for slot, level in zip(slots, levels.tolist()):
+                graph.insert(slot, level)
+
+    def remove(self, vector_id: VectorId) -> bool:
+        """Remove a vector and repair the graph around it; its slot is reused later.
+
+        Returns:
+            True if it was present, False if not.
+
+        Raises:
+            TypeError: the id is neither int nor str.
+        """
+        vector_id = check_id(vector_id)
+        if vector_id not in self._idmap:
+            return False
+        self._remove_present(vector_id)
+        return True
+
+    def _remove_present(self, vector_id: VectorId) -> None:
+        slot = self._idmap.slot(vector_id)
+        self._graph.remove(slot)
+        self._idmap.remove(vector_id)
+        self._store.vectors[slot] = 0.0
+
+    def search(
+        self,
+        query: object,
+        k: int,
+        *,
+        filter: SearchFilter = None,  # noqa: A002 - the documented keyword
+        ef: int | None = None,
+    ) -> list[tuple[VectorId, float]]:
+        """The (approximately) ``k`` closest ids to ``query``, best first, with scores.
+
+        Args:
+            query: an array-like of ``dim`` real numbers.
+            k: how many results; fewer come back only if fewer vectors qualify.
+            filter: None, a predicate on ids, or a collection of allowed ids. See the
+                module notes for how selective filters fall back to exact search.
+            ef: beam width for this search (default :attr:`ef_search`); raised to ``k``.
+
+        Returns:
+            ``[(id, score), ...]`` sorted by score, highest (closest) first.
+
+        Raises:
+            DimensionMismatchError: the query does not have shape ``(dim,)``.
+            IndexUsageError: ``k < 0``, a bad ``ef``, or a NaN/infinite query (or a zero
+                query under cosine).
+            TypeError: bad dtype, non-int ``k``/``ef``, or a filter of the wrong type.
+        """
+        prepared, k = self._check_search(query, k)
+        beam = self._ef_search if ef is None else _check_param("ef", ef, 1, MAX_EF)
+        beam = max(beam, k)
+        if k == 0 or len(self) == 0:
+            return []
+        if filter is None:
+            return self._results(self._graph.search(prepared, beam), k, None)
+        if callable(filter):
+            return self._search_predicate(prepared, k, beam, filter)
+        allowed = self._allowed_slots(filter)
+        assert allowed is not None
+        if allowed.size <= EXACT_FILTER_MAX or allowed.size * SELECTIVE_RATIO <= len(self):
+            return self._exact(prepared, k, allowed)
+        mask = np.zeros(self._store.vectors.shape[0], dtype=bool)
+        mask[allowed] = True
+        beam = min(len(self), beam * len(self) // allowed.size)
+        return self._widening(prepared, k, beam, lambda slot: bool(mask[slot]), allowed)
+
+    def _search_predicate(
+        self, query: F32Array, k: int, beam: int, predicate: SearchFilter
+    ) -> list[tuple[VectorId, float]]:
+        ids = self._idmap.ids
+        assert callable(predicate)
+
+        def qualifies(slot: int) -> bool:
+            return bool(predicate(ids[slot]))  # type: ignore[arg-type]
+
+        return self._widening(query, k, beam, qualifies, None)
+
+    def _widening(
+        self,
+        query: F32Array,
+        k: int,
+        beam: int,
+        qualifies: object,
+        allowed: SlotArray | None,
+    ) -> list[tuple[VectorId, float]]:
+        assert callable(qualifies)
+        verdicts: dict[int, bool] = {}
+        while True:
+            found = self._graph.search(query, beam)
+            kept = []
+            for dist, slot in found:
+                if slot not in verdicts:
+                    verdicts[slot] = qualifies(slot)
+                if verdicts[slot]:
+                    kept.append((dist, slot))
+                    if len(kept) == k:
+                        return self._results(kept, k, None)
+            if beam >= len(self):
+                break
+            beam = min(len(self), beam * 4)
+        if allowed is None:
+            live = self._idmap.live_slots()
+            allowed = np.asarray([s for s in live.tolist() if qualifies(s)], dtype=np.int64)
+        return self._exact(query, k, allowed)
+
+    def _results(
+        self, found: list[tuple[float, int]], k: int, _unused: None
+    ) -> list[tuple[VectorId, float]]:
+        top = found[:k]
+        scores = distances_to_scores(self._metric, np.array([d for d, _ in top]))
+        ids = self._idmap.ids
+        return [(ids[slot], score) for (_, slot), score in zip(top, scores)]  # type: ignore[misc]
+
+    def _snapshot_parts(self) -> tuple[list[VectorId], F32Array, GraphArrays]:
+        graph = self._graph
+        live = self._idmap.live_slots()
+        ids = [self._idmap.ids[s] for s in live.tolist()]
+        remap = np.full(graph.levels.shape[0] + 1, -1, np.int32)  # remap[-1] stays -1
+        remap[live] = np.arange(live.size, dtype=np.int32)
+        levels = graph.levels[live].astype(np.uint8)
+        layer0 = graph.layers[0]
+        upper = []
+        for level in range(1, graph.max_level + 1):
+            layer = graph.layers[level]
+            assert layer.row_of is not None
+            nodes = live[graph.levels[live] >= level]
+            rows = layer.row_of[nodes]
+            upper.append((remap[nodes].astype(np.int64), remap[layer.adj[rows]], layer.adj_d[rows]))
+        arrays = GraphArrays(
+            m=graph.m,
+            ef_construction=self._ef_construction,
+            ef_search=self._ef_search,
+            entry=int(remap[graph.entry]) if graph.entry >= 0 else -1,
+            max_level=max(graph.max_level, 0),
+            seed=graph.seed,
+            levels=levels,
+            adj0=remap[layer0.adj[live]],
+            adj0_d=layer0.adj_d[live],
+            upper=upper,
+        )
+        return ids, self._store.vectors[live], arrays
+
+    def _restore(self, decoded: Decoded) -> None:
+        arrays = decoded.graph
+        assert arrays is not None
+        self._replace_storage(decoded.dim, decoded.metric, decoded.ids, decoded.vectors)
+        self._ef_construction = arrays.ef_construction
+        self._ef_search = arrays.ef_search
+        graph = Graph(self._store, arrays.m, arrays.ef_construction, arrays.seed)
+        count = len(decoded.ids)
+        graph.levels[:count] = arrays.levels
+        graph.layers[0].adj[:count] = arrays.adj0
+        graph.layers[0].adj_d[:count] = arrays.adj0_d
+        graph.ensure_layers(arrays.max_level if count else 0)
+        for level, (nodes, adj, dist) in enumerate(arrays.upper, start=1):
+            layer = graph.layers[level]
+            assert layer.row_of is not None
+            layer.adj, layer.adj_d = adj.copy(), dist.copy()
+            layer.row_of[nodes] = np.arange(nodes.size, dtype=np.int32)
+            layer.used_rows = nodes.size
+        if count:
+            graph.entry, graph.max_level = arrays.entry, arrays.max_level
+        self._graph = graph
