@@ -137,5 +137,5 @@ class TreeMachine(RuleBasedStateMachine):
         self.store.close()
 
 
-TreeMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TreeMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
 TestTreeMachine = TreeMachine.TestCase

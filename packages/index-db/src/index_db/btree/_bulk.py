@@ -23,7 +23,7 @@ from itertools import pairwise
 from ..errors import IndexUsageError
 from . import _layout as L
 from ._core import TreeCore
-from ._node import Branch, Leaf, OverflowRef, Value, branch_used
+from ._node import Branch, Leaf, OverflowRef, Value, branch_used, lay_out_leaf, leaf_cell
 from ._overflow import free_chain, write_chain
 from ._rebalance import separator, split_index
 
@@ -35,7 +35,7 @@ class _Builder:
         self.core = core
         self.allocated: list[int] = []
         self.bounds: list[tuple[int, bytes, bytes]] = []  # leaf pid, first key, last key
-        self.pending: Leaf | None = None
+        self.pending: tuple[Leaf, list[bytes]] | None = None
         self.chains: list[OverflowRef] = []
 
     def allocate(self) -> int:
@@ -43,15 +43,18 @@ class _Builder:
         self.allocated.append(pid)
         return pid
 
-    def complete(self, leaf: Leaf, next_pid: int) -> None:
+    def complete(self, leaf: Leaf, next_pid: int, cells: list[bytes]) -> None:
         leaf.next = next_pid
         if self.pending is not None:
-            self._emit(self.pending)
-        self.pending = leaf
+            self._emit(*self.pending)
+        self.pending = (leaf, cells)
 
-    def finish(self, last: Leaf) -> None:
-        prev = self.pending
-        if prev is not None and last.used < self.core.min_fill:
+    def finish(self, last: Leaf, last_cells: list[bytes]) -> None:
+        if self.pending is None:
+            self._emit(last, last_cells)
+            return
+        prev, prev_cells = self.pending
+        if last.used < self.core.min_fill:
             keys = prev.keys + last.keys
             vals = prev.vals + last.vals
             cells = [
@@ -62,14 +65,17 @@ class _Builder:
                 for k, v in zip(keys, vals, strict=True)
             ]
             m = split_index(cells, 1, len(keys) - 1)
+            both = prev_cells + last_cells
             prev = Leaf(prev.pid, keys[:m], vals[:m], last.pid)
             last = Leaf(last.pid, keys[m:], vals[m:], 0)
-        if prev is not None:
-            self._emit(prev)
-        self._emit(last)
+            prev_cells, last_cells = both[:m], both[m:]
+        self._emit(prev, prev_cells)
+        self._emit(last, last_cells)
 
-    def _emit(self, leaf: Leaf) -> None:
-        self.core.write_leaf(leaf)
+    def _emit(self, leaf: Leaf, cells: list[bytes]) -> None:
+        with self.core.store.write(leaf.pid) as page:
+            lay_out_leaf(page.payload, leaf, cells)
+            page.extra = leaf
         if leaf.keys:
             self.bounds.append((leaf.pid, leaf.keys[0], leaf.keys[-1]))
 
@@ -101,9 +107,9 @@ class _Builder:
             a, b = groups[-2][0], groups[-1][1]
             if branch_used(seps[groups[-1][0] : b - 1]) < core.min_fill:
                 costs = [L.BRANCH_KEY_COST + len(s) for s in seps[a : b - 1]]
-                m = split_index(costs, 1, len(costs) - 1)
-                groups[-2] = [a, a + m]
-                groups[-1] = [a + m, b]
+                j = split_index(costs, 0, len(costs) - 1, middle=True)
+                groups[-2] = [a, a + j + 1]
+                groups[-1] = [a + j + 1, b]
         up_children: list[int] = []
         up_seps: list[bytes] = []
         for a, b in groups:
@@ -115,12 +121,12 @@ class _Builder:
         return up_children, up_seps
 
 
-def _stored(core: TreeCore, key: bytes, value: bytes, builder: _Builder) -> Value:
-    if L.SLOT_SIZE + L.CELL_HEADER_SIZE + len(key) + len(value) <= core.max_cell:
-        return value
+def _overflow_cell(
+    core: TreeCore, key: bytes, value: bytes, builder: _Builder
+) -> tuple[OverflowRef, bytes]:
     ref = OverflowRef(write_chain(core.store, value), len(value))
     builder.chains.append(ref)
-    return ref
+    return ref, leaf_cell(key, ref)
 
 
 def bulk_load(
@@ -152,15 +158,19 @@ def _stream(
     first_pid: int,
 ) -> int:
     cap = core.cap
+    max_key = core.max_key
+    max_cell = core.max_cell - L.SLOT_SIZE
+    pack = L.CELL.pack
     keys: list[bytes] = []
     vals: list[Value] = []
-    used = 0
+    cells: list[bytes] = []
+    used = overflows = 0
     pid = first_pid
     prev: bytes | None = None
     count = 0
     for raw_key, raw_value in items:
         key = raw_key
-        if type(key) is not bytes or len(key) > core.max_key:
+        if type(key) is not bytes or len(key) > max_key:
             key = check_key(key)
         value = raw_value
         if type(value) is not bytes or len(value) > L.MAX_VALUE_SIZE:
@@ -168,22 +178,23 @@ def _stream(
         if prev is not None and key <= prev:
             raise IndexUsageError("bulk_load input must be sorted by key, with no duplicates")
         prev = key
-        stored = _stored(core, key, value, builder)
-        size = (
-            L.SLOT_SIZE
-            + L.CELL_HEADER_SIZE
-            + len(key)
-            + (len(value) if stored is value else L.OVERFLOW_REF_SIZE)
-        )
+        cell = pack(len(key), len(value)) + key + value
+        stored: Value = value
+        spilled = len(cell) > max_cell
+        if spilled:
+            stored, cell = _overflow_cell(core, key, value, builder)
+        size = len(cell) + L.SLOT_SIZE
         if used + size > cap:
             next_pid = builder.allocate()
-            builder.complete(Leaf(pid, keys, vals, 0), next_pid)
-            pid, keys, vals, used = next_pid, [], [], 0
+            builder.complete(Leaf(pid, keys, vals, 0, used, overflows), next_pid, cells)
+            pid, keys, vals, cells, used, overflows = next_pid, [], [], [], 0, 0
         keys.append(key)
         vals.append(stored)
+        cells.append(cell)
         used += size
+        overflows += spilled
         count += 1
-    builder.finish(Leaf(pid, keys, vals, 0))
+    builder.finish(Leaf(pid, keys, vals, 0, used, overflows), cells)
     return count
 
 

@@ -47,6 +47,8 @@ __all__ = [
     "encode_leaf",
     "leaf_delete_in_place",
     "leaf_insert_in_place",
+    "lay_out_leaf",
+    "leaf_cell",
 ]
 
 _CELL_PACK = L.CELL.pack
@@ -90,13 +92,25 @@ class Leaf:
 
     __slots__ = ("garbage", "keys", "next", "overflows", "pid", "top", "used", "vals")
 
-    def __init__(self, pid: int, keys: list[bytes], vals: list[Value], nxt: int) -> None:
+    def __init__(
+        self,
+        pid: int,
+        keys: list[bytes],
+        vals: list[Value],
+        nxt: int,
+        used: int = -1,
+        overflows: int = -1,
+    ) -> None:
         self.pid = pid
         self.keys = keys
         self.vals = vals
         self.next = nxt
-        self.used = sum(map(cell_size, keys, vals)) + L.SLOT_SIZE * len(keys)
-        self.overflows = sum(1 for v in vals if type(v) is not bytes)
+        if used < 0:
+            used = sum(map(cell_size, keys, vals)) + L.SLOT_SIZE * len(keys)
+        self.used = used
+        if overflows < 0:
+            overflows = sum(1 for v in vals if type(v) is not bytes)
+        self.overflows = overflows
         self.top = 0  # set by encode / decode; 0 means "not laid out yet"
         self.garbage = 0
 
@@ -126,7 +140,8 @@ def branch_used(keys: list[bytes]) -> int:
     return L.CHILD_SIZE + L.BRANCH_KEY_COST * len(keys) + sum(map(len, keys))
 
 
-def _cell(key: bytes, val: Value) -> bytes:
+def leaf_cell(key: bytes, val: Value) -> bytes:
+    """The encoded leaf cell of ``key`` / ``val``."""
     if type(val) is bytes:
         return _CELL_PACK(len(key), len(val)) + key + val
     assert isinstance(val, OverflowRef)
@@ -136,15 +151,20 @@ def _cell(key: bytes, val: Value) -> bytes:
 # --- leaves ------------------------------------------------------------------------------
 def encode_leaf(payload: memoryview, leaf: Leaf) -> None:
     """Write ``leaf`` whole into ``payload``: slots in order, a packed heap, no garbage."""
-    end = len(payload)
-    n = len(leaf.keys)
     if leaf.overflows:
-        cells = list(map(_cell, leaf.keys, leaf.vals))
+        cells = list(map(leaf_cell, leaf.keys, leaf.vals))
     else:
         cells = [
             _CELL_PACK(len(k), len(v)) + k + v  # type: ignore[arg-type, operator]
             for k, v in zip(leaf.keys, leaf.vals, strict=True)
         ]
+    lay_out_leaf(payload, leaf, cells)
+
+
+def lay_out_leaf(payload: memoryview, leaf: Leaf, cells: list[bytes]) -> None:
+    """Write ``leaf`` into ``payload`` from its already encoded ``cells`` (in key order)."""
+    end = len(payload)
+    n = len(cells)
     blob = b"".join(cells)
     top = end - len(blob)
     slots_end = _H + L.SLOT_SIZE * n
@@ -168,7 +188,7 @@ def leaf_insert_in_place(payload: memoryview, leaf: Leaf, i: int, key: bytes, va
     and slot is at most the capacity). The cell is appended to the heap when the gap
     between slots and heap has room, otherwise the page is rewritten packed.
     """
-    cell = _cell(key, val)
+    cell = leaf_cell(key, val)
     size = len(cell)
     n = len(leaf.keys)
     leaf.keys.insert(i, key)

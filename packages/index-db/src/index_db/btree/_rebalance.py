@@ -45,8 +45,12 @@ def separator(left_last: bytes, right_first: bytes) -> bytes:
     return right_first[: n + 1]
 
 
-def split_index(sizes: list[int], low: int, high: int) -> int:
-    """The cut ``m`` (``low <= m <= high``) putting closest to half the bytes before it."""
+def split_index(sizes: list[int], low: int, high: int, *, middle: bool = False) -> int:
+    """The cut ``m`` (``low <= m <= high``) balancing the bytes on its two sides.
+
+    Entries ``[:m]`` go left. With ``middle`` entry ``m`` itself goes up to the parent (a
+    branch split) and ``[m + 1:]`` go right; otherwise ``[m:]`` go right.
+    """
     total = sum(sizes)
     best = low
     best_gap = None
@@ -55,7 +59,8 @@ def split_index(sizes: list[int], low: int, high: int) -> int:
             continue
         if m > high:
             break
-        gap = abs(total - 2 * before)
+        after = total - before - (sizes[m] if middle else 0)
+        gap = abs(after - before)
         if best_gap is None or gap < best_gap:
             best, best_gap = m, gap
     return best
@@ -84,7 +89,7 @@ def _split(core: TreeCore, node: Node) -> tuple[Node, bytes]:
         node.next = right.pid
         return right, separator(node.keys[-1], right.keys[0])
     keys, children = node.keys, node.children
-    m = split_index([L.BRANCH_KEY_COST + len(k) for k in keys], 1, len(keys) - 2)
+    m = split_index([L.BRANCH_KEY_COST + len(k) for k in keys], 1, len(keys) - 2, middle=True)
     right_branch = Branch(core.store.allocate(), node.level, keys[m + 1 :], children[m + 1 :])
     sep = keys[m]
     _set_branch(node, keys[:m], children[: m + 1])
@@ -128,7 +133,8 @@ def _rebalance(
             _set_branch(left, keys, children)
             _drop(core, parent, li, right, dirty)
         else:
-            m = split_index([L.BRANCH_KEY_COST + len(k) for k in keys], 1, len(keys) - 2)
+            costs = [L.BRANCH_KEY_COST + len(k) for k in keys]
+            m = split_index(costs, 1, len(keys) - 2, middle=True)
             _set_branch(left, keys[:m], children[: m + 1])
             _set_branch(right, keys[m + 1 :], children[m + 1 :])
             parent.keys[li] = keys[m]
