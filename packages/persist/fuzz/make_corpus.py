@@ -13,6 +13,12 @@ from strata_testkit import MemoryFS
 
 OUT = Path(__file__).with_name("fuzz_snapshot_corpus")
 
+# Inputs that once failed, kept as seeds. 1: a zstd frame declaring content size 0 whose
+# RLE block lacks its byte; load accepted it, the streaming reader did not.
+REGRESSIONS = [
+    "07535452534e500d0a01000000500000000000010466757a7a000000000000000000000000030000000000000000000000090000000000000000000000000000005db06578981bea1838df9a8694b71bdc28b52ffd2000fb0000",
+]
+
 
 def snapshot(payload: bytes | list[bytes], compression: str | None, meta: object) -> bytes:
     fs = MemoryFS()
@@ -35,6 +41,9 @@ def main() -> None:
             for flags in (b"\x00", b"\x07"):
                 data = flags + snapshot(payload, compression, meta)
                 (OUT / hashlib.sha1(data).hexdigest()).write_bytes(data)
+    for text in REGRESSIONS:
+        data = bytes.fromhex(text)
+        (OUT / hashlib.sha1(data).hexdigest()).write_bytes(data)
 
 
 if __name__ == "__main__":

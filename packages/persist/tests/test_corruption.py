@@ -131,6 +131,12 @@ def forged_cases() -> list[tuple[str, bytes]]:
         ("raw bytes labelled lz4", reseal(raw, compression=2)),
         ("zstd labelled lz4", reseal(zst, compression=2)),
         ("unknown compression code", reseal(raw, compression=3)),
+        # found by fuzz_snapshot.py: a frame declaring content size 0 whose RLE block
+        # lacks its byte (zstandard's one-shot decompress returned b"" without looking)
+        (
+            "zstd: empty frame with a bad block",
+            with_payload(zst, bytes.fromhex("28b52ffd2000fb0000"), uncompressed_length=0),
+        ),
         ("kind length 0", reseal(raw, kind_length=0)),
         ("kind length 17", reseal(raw, kind_length=17)),
         ("version 0", reseal(raw, version=0)),

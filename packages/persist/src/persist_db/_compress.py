@@ -141,7 +141,9 @@ def decompress_all(code: int, stored: bytes, expected: int, path: str | None, of
     """
     if code == L.COMPRESSION_NONE:
         return stored
-    if code == L.COMPRESSION_ZSTD:
+    # zstandard's one-shot decompress returns b"" for a frame declaring content size 0
+    # without decoding its blocks; the streaming decoder checks them, and is cheap here.
+    if code == L.COMPRESSION_ZSTD and expected > 0:
         try:
             declared = zstandard.frame_content_size(stored)
             if declared not in (-1, expected):
