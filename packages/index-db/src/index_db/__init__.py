@@ -25,12 +25,15 @@ from .errors import (
     ValueTooLargeError,
 )
 from .hash import HashIndex, HashVerifyReport
+from .vector import FlatIndex, HNSWIndex
 
 __all__ = [
     "__version__",
     "BTree",
     "HashIndex",
     "HashVerifyReport",
+    "FlatIndex",
+    "HNSWIndex",
     "CorruptIndexError",
     "DimensionMismatchError",
     "IndexDbError",
