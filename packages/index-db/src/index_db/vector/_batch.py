@@ -96,7 +96,7 @@ def _beam(
     ef: int,
     level: int,
     visited: npt.NDArray[np.bool_],
-    expand: int = EXPAND,
+    expand: int | None = None,
 ) -> tuple[Int64Array, F32Array]:
     """Lock-step beam search of width ``ef`` for ``queries[rows]``; results sorted.
 
@@ -108,7 +108,7 @@ def _beam(
     euclidean = store.metric == 1
     width = visited.shape[1]
     count = rows.shape[0]
-    expand = max(1, min(expand, ef))
+    expand = max(1, min(EXPAND if expand is None else expand, ef))
     out_ids = np.full((count, ef), -1, np.int64)
     out_d = np.full((count, ef), np.inf, np.float32)
     beam_ids = out_ids.copy()

@@ -32,7 +32,8 @@ from ._batch import batch_insert
 from ._common import F32Array, VectorId, check_id, distances_to_scores
 from ._graph import Graph
 from ._persist import PersistMixin
-from ._snapshot import Decoded, GraphArrays
+from ._layout import TYPE_HNSW
+from ._snapshot import Decoded, GraphArrays, decode
 
 BATCH_MIN = 64
 EXACT_FILTER_MAX = 2048
@@ -274,6 +275,18 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         scores = distances_to_scores(self._metric, np.array([d for d, _ in top]))
         ids = self._idmap.ids
         return [(ids[slot], score) for (_, slot), score in zip(top, scores)]  # type: ignore[misc]
+
+    def verify(self) -> None:
+        """Check the graph's invariants (the checks a snapshot load makes).
+
+        Every neighbour is a live node of the same layer, lists are ``-1`` padded at the
+        end with no duplicates or self links, distances are finite exactly where there is
+        a neighbour, and the entry point is a node of the top layer.
+
+        Raises:
+            CorruptIndexError: an invariant is broken (naming which).
+        """
+        decode(b"".join(self.to_snapshot()), TYPE_HNSW)
 
     def _snapshot_parts(self) -> tuple[list[VectorId], F32Array, GraphArrays]:
         graph = self._graph

@@ -1,0 +1,178 @@
+"""HNSWIndex: recall against FlatIndex, removal keeping the graph navigable, filters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _vector_helpers import METRICS, clustered, recall_at, unit_vectors, unreachable_nodes
+
+from index_db import CorruptIndexError, FlatIndex, HNSWIndex, IndexUsageError
+from index_db.vector import _batch
+
+
+@pytest.fixture(scope="module")
+def built():
+    data = unit_vectors(2000, 32, seed=11)
+    index = HNSWIndex(32, "cosine", seed=3)
+    index.add_batch(range(2000), data)
+    exact = FlatIndex(32, "cosine")
+    exact.add_batch(range(2000), data)
+    return data, index, exact
+
+
+def test_recall_at_10_against_flat(built):
+    _, index, exact = built
+    queries = unit_vectors(100, 32, seed=12)
+    assert recall_at(index, exact, queries, 10) >= 0.95
+    index.verify()
+    assert unreachable_nodes(index) == 0
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_recall_each_metric_sequential_and_batch(metric):
+    data = clustered(600, 16, seed=13)
+    exact = FlatIndex(16, metric)
+    exact.add_batch(range(600), data)
+    batch = HNSWIndex(16, metric, M=12, ef_construction=100)
+    batch.add_batch(range(600), data)
+    single = HNSWIndex(16, metric, M=12, ef_construction=100)
+    for i in range(600):
+        single.add(i, data[i])
+    queries = clustered(40, 16, seed=14)
+    for index in (batch, single):
+        index.verify()
+        assert recall_at(index, exact, queries, 10, ef=64) >= 0.9
+
+
+def test_batch_builder_links_chunks_both_ways():
+    data = unit_vectors(1000, 16, seed=15)
+    index = HNSWIndex(16, "euclidean", M=8, ef_construction=40)
+    index.add_batch(range(1000), data)
+    index.verify()
+    adj = index._graph.layers[0].adj[:1000]
+    assert ((adj >= 0).sum(axis=1) >= 1).all()
+    assert unreachable_nodes(index) == 0
+    assert index._graph.max_level >= 1
+
+
+def test_removal_keeps_recall_and_navigability():
+    data = unit_vectors(1000, 24, seed=16)
+    index = HNSWIndex(24, "cosine", M=12, ef_construction=100, seed=1)
+    index.add_batch(range(1000), data)
+    rng = np.random.default_rng(17)
+    gone = rng.choice(1000, 400, replace=False)
+    entry_id = index._idmap.ids[index._graph.entry]
+    for i in [entry_id, *gone.tolist()]:
+        index.remove(i)
+    index.verify()
+    assert unreachable_nodes(index) == 0
+    kept = np.setdiff1d(np.arange(1000), [*gone, entry_id])
+    exact = FlatIndex(24, "cosine")
+    exact.add_batch(kept.tolist(), data[kept])
+    assert len(index) == len(exact)
+    queries = unit_vectors(60, 24, seed=18)
+    assert recall_at(index, exact, queries, 10, ef=80) >= 0.93
+    for i in gone[:5].tolist():
+        assert i not in index
+
+
+def test_remove_everything_then_reuse():
+    data = unit_vectors(80, 8, seed=19)
+    index = HNSWIndex(8, "dot", M=4, ef_construction=16)
+    index.add_batch(range(80), data)
+    for i in range(80):
+        assert index.remove(i)
+    assert len(index) == 0 and index.search(data[0], 3) == []
+    assert index._graph.entry == -1
+    index.add("again", data[0])
+    assert index.search(data[0], 3) == [("again", pytest.approx(1.0, rel=1e-5))]
+
+
+def test_upsert_moves_a_vector():
+    data = unit_vectors(300, 8, seed=20)
+    index = HNSWIndex(8, "euclidean", M=6, ef_construction=32)
+    index.add_batch(range(300), data)
+    index.upsert(5, data[200] * 1.0001)
+    assert index.search(data[200], 2, ef=100)[1][0] in (5, 200)
+    assert {i for i, _ in index.search(data[200], 2, ef=100)} == {5, 200}
+    index.add_batch(range(250, 350), unit_vectors(100, 8, seed=21), upsert=True)
+    assert len(index) == 350
+    index.verify()
+
+
+@pytest.mark.parametrize("fraction", [0.002, 0.03, 0.3])
+def test_selective_filters_still_return_k(built, fraction):
+    data, index, exact = built
+    rng = np.random.default_rng(22)
+    allowed = set(rng.choice(2000, int(2000 * fraction), replace=False).tolist())
+    k = min(10, len(allowed))
+    query = data[1]
+    for flt in (allowed, allowed.__contains__):
+        result = index.search(query, k, filter=flt)
+        assert len(result) == k
+        assert all(i in allowed for i, _ in result)
+    want = [i for i, _ in exact.search(query, k, filter=allowed)]
+    assert [i for i, _ in index.search(query, k, filter=allowed)][:3] == want[:3]
+
+
+def test_filter_with_fewer_qualifying_than_k(built):
+    data, index, _ = built
+    result = index.search(data[0], 10, filter=lambda i: i in (4, 9, 1999))
+    assert sorted(i for i, _ in result) == [4, 9, 1999]
+
+
+def test_large_allowed_set_uses_the_graph(built):
+    data, index, exact = built
+    allowed = set(range(0, 2000, 1)) - {int(i) for i, _ in exact.search(data[3], 3)}
+    result = index.search(data[3], 10, filter=allowed)
+    assert len(result) == 10 and all(i in allowed for i, _ in result)
+
+
+def test_parameters_are_checked():
+    with pytest.raises(IndexUsageError):
+        HNSWIndex(4, "cosine", M=1)
+    with pytest.raises(IndexUsageError):
+        HNSWIndex(4, "cosine", ef_construction=0)
+    with pytest.raises(TypeError):
+        HNSWIndex(4, "cosine", ef_search=1.5)  # type: ignore[arg-type]
+    index = HNSWIndex(4, "cosine", M=5, ef_construction=7, ef_search=9)
+    assert (index.M, index.ef_construction, index.ef_search) == (5, 7, 9)
+    index.ef_search = 20
+    assert index.ef_search == 20
+    with pytest.raises(IndexUsageError):
+        index.search([1, 0, 0, 0], 1, ef=0)
+
+
+def test_levels_depend_only_on_id_and_seed():
+    a = HNSWIndex(4, "cosine", seed=7)
+    b = HNSWIndex(4, "cosine", seed=7)
+    c = HNSWIndex(4, "cosine", seed=8)
+    ids = [*range(500), *(f"k{i}" for i in range(500))]
+    levels = a._graph.levels_for(ids)
+    assert (levels == b._graph.levels_for(ids)).all()
+    assert not (levels == c._graph.levels_for(ids)).all()
+    assert 0.8 < (levels == 0).mean() < 1.0  # about 1 - 1/M of the nodes stay in layer 0
+
+
+def test_chunk_search_matches_sequential_search_on_a_fixed_graph(built):
+    data, index, _ = built
+    graph = index._graph
+    queries = unit_vectors(8, 32, seed=23)
+    visited = np.zeros((8, graph.levels.shape[0] + 1), dtype=bool)
+    visited[:, -1] = True
+    entries = np.array([graph.descend(q, 0)[0][1] for q in queries])
+    ids, dists = _batch._beam(graph, queries, np.arange(8), entries, 40, 0, visited, 1)
+    assert not visited[:, :-1].any()  # cleared on return
+    for row, query in enumerate(queries):
+        found = graph.search_layer(query, [(float(dists[row, 0]), int(ids[row, 0]))], 40, 0)
+        overlap = len({n for _, n in found} & set(ids[row].tolist()))
+        assert overlap >= 36
+        assert (np.diff(dists[row]) >= 0).all()
+
+
+def test_verify_detects_a_broken_graph():
+    index = HNSWIndex(4, "euclidean", M=4, ef_construction=8)
+    index.add_batch(range(100), unit_vectors(100, 4, seed=24))
+    index._graph.layers[0].adj[3, 0] = 3  # a self link
+    with pytest.raises(CorruptIndexError, match="itself"):
+        index.verify()
