@@ -93,6 +93,7 @@ class BufferPool(ABC):
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._active_writers = 0
+        self._checkpoint_waiters = 0  # threads in _wait_for_writers: only they need a notify
         self._writer_threads: dict[int, int] = {}
         self._failure: PageError | None = None  # set when closed or poisoned
         self._read_only = False
@@ -139,6 +140,34 @@ class BufferPool(ABC):
                 frame.compact()
             return frame.reader
 
+    def cached_extra(self, page_id: int) -> Any:
+        """The ``extra`` of ``page_id`` if the page is in the pool, else ``None``; no pin.
+
+        A hot-path peek for the layer above: one lock round trip instead of a read guard's
+        pin and unpin. It counts as a pool hit and refreshes the page for the replacement
+        policy. Nothing stays pinned, so the page may leave the pool right after; the
+        object returned is the caller's own, valid as the caller keeps it, but gives no
+        access to the page's bytes (take a guard for those).
+
+        Args:
+            page_id: a page id; one not in the pool (or not allocated) gives ``None``.
+
+        Returns:
+            The object last stored in ``extra`` for this page, or ``None``.
+
+        Raises:
+            StoreClosedError, StorePoisonedError: the store is closed or poisoned.
+        """
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            frame = self._resident.get(page_id)
+            if frame is None:
+                return None
+            self._touch(frame.index)
+            self._hits += 1
+            return frame.extra
+
     def write(self, page_id: int) -> PageWriteGuard:
         """Pin a page for writing: ``with store.write(pid) as page:``.
 
@@ -183,7 +212,7 @@ class BufferPool(ABC):
                 self._writer_threads[ident] = left
             else:
                 del self._writer_threads[ident]
-            if not self._active_writers:
+            if not self._active_writers and self._checkpoint_waiters:
                 self._cond.notify_all()
 
     def _take_frame(self) -> Frame:
@@ -228,7 +257,11 @@ class BufferPool(ABC):
         """With the lock held: wait until no write guard is open (not one of ours)."""
         if threading.get_ident() in self._writer_threads:
             raise PageUsageError("checkpoint() called while this thread holds a write guard")
-        self._cond.wait_for(lambda: self._active_writers == 0)
+        self._checkpoint_waiters += 1
+        try:
+            self._cond.wait_for(lambda: self._active_writers == 0)
+        finally:
+            self._checkpoint_waiters -= 1
 
     def _check_open(self) -> None:
         if self._failure is not None:
