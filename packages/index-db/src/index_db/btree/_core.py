@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_right as _bisect_right
+from collections.abc import Callable
 from typing import Any
 
 from page_db import InvalidPageIdError, PageStore
@@ -38,6 +39,10 @@ __all__ = ["TreeCore", "BRANCH_CACHE_LIMIT"]
 
 BRANCH_CACHE_LIMIT = 1 << 16
 """Branches kept decoded on the tree before the dict is cleared and refilled."""
+
+
+def _no_peek(page_id: int) -> Any:
+    return None
 
 
 class TreeCore:
@@ -57,6 +62,9 @@ class TreeCore:
         self.latch = threading.Lock()
         self.shape = 0
         self.broken: BaseException | None = None
+        # page-db >= 1.1 peeks at a resident page's ``extra`` without a guard's pin and
+        # unpin; with 1.0 every leaf access takes a read guard.
+        self.peek: Callable[[int], Any] = getattr(store, "cached_extra", _no_peek)
 
     # --- state -----------------------------------------------------------------------
     def check_usable(self) -> None:
@@ -102,12 +110,37 @@ class TreeCore:
 
     def leaf(self, pid: int) -> Leaf:
         """The decoded leaf ``pid``, from its frame's ``extra`` if warm."""
+        leaf = self.peek(pid)
+        if leaf.__class__ is Leaf:
+            return leaf  # type: ignore[no-any-return]
         with self._read(pid) as page:
             leaf = page.extra
             if leaf.__class__ is not Leaf:
                 leaf = decode_leaf(page.payload, pid)
                 page.extra = leaf
         return leaf
+
+    def leaf_path(self, key: bytes) -> tuple[Leaf, list[tuple[Branch, int]]]:
+        """The leaf where ``key`` belongs and the ``(branch, child_index)`` path to it.
+
+        The writers' hot path: branch lookups inlined, the leaf peeked from its frame.
+        """
+        path: list[tuple[Branch, int]] = []
+        pid = self.root
+        level = self.height - 1
+        branches = self.branches
+        while level:
+            node = branches.get(pid)
+            if node is None:
+                node = self.branch(pid, level)
+            index = _bisect_right(node.keys, key)
+            path.append((node, index))
+            pid = node.children[index]
+            level -= 1
+        leaf = self.peek(pid)
+        if leaf.__class__ is not Leaf:
+            leaf = self.leaf(pid)
+        return leaf, path
 
     def descend(self, key: bytes | None, path: list[list[Any]] | None, rightmost: bool) -> Leaf:
         """The leaf where ``key`` belongs (or the first / last leaf when ``key`` is None).

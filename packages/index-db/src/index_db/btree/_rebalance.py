@@ -150,7 +150,7 @@ def _drop(core: TreeCore, parent: Branch, li: int, right: Node, dirty: dict[int,
     core.free(right.pid)
 
 
-def fix_up(core: TreeCore, path: list[list[Any]], node: Node) -> None:
+def fix_up(core: TreeCore, path: list[Any], node: Node) -> None:
     """Restore the size bounds from ``node`` up the ``path``, then write what changed.
 
     Args:

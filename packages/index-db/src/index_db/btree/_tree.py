@@ -181,10 +181,14 @@ class BTree:
             level = core.height - 1
             branches = core.branches
             while level:
-                node = branches.get(pid) or core.branch(pid, level)
+                node = branches.get(pid)
+                if node is None:
+                    node = core.branch(pid, level)
                 pid = node.children[bisect_right(node.keys, key)]
                 level -= 1
-            leaf = core.leaf(pid)
+            leaf = core.peek(pid)
+            if leaf.__class__ is not Leaf:
+                leaf = core.leaf(pid)
             keys = leaf.keys
             i = bisect_left(keys, key)
             if i == len(keys) or keys[i] != key:
@@ -220,8 +224,7 @@ class BTree:
 
     def _put(self, key: bytes, value: bytes) -> None:
         core = self._core
-        path: list[list[Any]] = []
-        leaf = core.descend(key, path, False)
+        leaf, path = core.leaf_path(key)
         keys = leaf.keys
         i = bisect_left(keys, key)
         found = i < len(keys) and keys[i] == key
@@ -283,8 +286,7 @@ class BTree:
 
     def _delete(self, key: bytes) -> bool:
         core = self._core
-        path: list[list[Any]] = []
-        leaf = core.descend(key, path, False)
+        leaf, path = core.leaf_path(key)
         i = bisect_left(leaf.keys, key)
         if i == len(leaf.keys) or leaf.keys[i] != key:
             return False
