@@ -326,3 +326,26 @@ def test_verify_reports_leaked_pages(store: PageStore, tree: BTree) -> None:
         tree.verify()
     tree.verify(other_pages=1)
     tree.verify(other_pages=None)
+
+
+def test_works_without_cached_extra_as_on_page_db_1_0(store: PageStore) -> None:
+    tree = BTree.create(store)
+    tree._core.peek = lambda pid: None  # what TreeCore uses when page-db lacks cached_extra
+    model = fill(tree, 1500, size=300)
+    for key in sorted(model)[::3]:
+        tree.delete(key)
+        del model[key]
+    tree.verify()
+    check_equal(tree, model)
+    assert list(tree.keys()) == sorted(model)
+    assert list(tree.items()) == sorted(model.items())
+
+
+def test_bad_bulk_pair_leaves_the_tree_usable(store: PageStore) -> None:
+    tree = BTree.create(store)
+    with pytest.raises(TypeError):
+        tree.bulk_load([(b"a", b"1"), (b"b", "text")])  # type: ignore[list-item]
+    assert len(tree) == 0
+    tree.bulk_load([(b"a", b"1"), (b"b", b"2")])
+    assert dict(tree.range()) == {b"a": b"1", b"b": b"2"}
+    assert tree.verify()["pages"] == store.stats()["pages"]
