@@ -123,6 +123,7 @@ def test_filter_with_fewer_qualifying_than_k(built):
 
 def test_large_allowed_set_uses_the_graph(built):
     data, index, exact = built
+    assert data.shape[0] == len(index)
     allowed = set(range(0, 2000, 1)) - {int(i) for i, _ in exact.search(data[3], 3)}
     result = index.search(data[3], 10, filter=allowed)
     assert len(result) == 10 and all(i in allowed for i, _ in result)
@@ -155,7 +156,7 @@ def test_levels_depend_only_on_id_and_seed():
 
 
 def test_chunk_search_matches_sequential_search_on_a_fixed_graph(built):
-    data, index, _ = built
+    _, index, _ = built
     graph = index._graph
     queries = unit_vectors(8, 32, seed=23)
     visited = np.zeros((8, graph.levels.shape[0] + 1), dtype=bool)

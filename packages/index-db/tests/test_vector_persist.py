@@ -3,13 +3,15 @@ corruption giving typed errors, and replay determinism."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
-import persist_db
 import pytest
 from _vector_helpers import METRICS, clustered, unit_vectors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import persist_db
 from index_db import CorruptIndexError, FlatIndex, HNSWIndex
 from index_db.vector import _layout
 from index_db.vector._snapshot import GraphArrays, decode, encode
@@ -32,8 +34,11 @@ GOLDEN_HNSW = bytes.fromhex(
     "ffffffffffffffff"  # layer 1: node 1 has no neighbours
     "0000807f0000807f"
 )  # fmt: skip
-GOLDEN_OP_ADD = bytes.fromhex("41" "01" "01000000" "61" "02000000" "0000803f" "00000040")
-GOLDEN_OP_REMOVE = bytes.fromhex("52" "00" "fdffffffffffffff")
+# code "A", str id of 1 byte "a", dim 2, [1.0, 2.0]
+GOLDEN_OP_ADD = bytes.fromhex(
+    "41" "01" "01000000" "61" "02000000" "0000803f" "00000040"
+)  # fmt: skip
+GOLDEN_OP_REMOVE = bytes.fromhex("52" "00" "fdffffffffffffff")  # fmt: skip
 
 
 def golden_graph() -> GraphArrays:
@@ -68,7 +73,7 @@ def test_golden_hnsw_payload():
     index = HNSWIndex(3, "dot")
     index.load_snapshot(GOLDEN_HNSW, 1)
     assert (index.dim, index.metric, index.M, index.ef_search) == (2, "euclidean", 2, 4)
-    assert index.search([0.5, -1], 2) == [("a", 0.0), (7, pytest.approx(-(0.25 + 9) ** 0.5))]
+    assert index.search([0.5, -1], 2) == [("a", 0.0), (7, pytest.approx(-((0.25 + 9) ** 0.5)))]
     assert b"".join(index.to_snapshot()) == GOLDEN_HNSW
 
 
@@ -110,9 +115,7 @@ def test_save_compressed_and_wrong_kind(tmp_path):
     index = HNSWIndex(8, "cosine")
     index.add_batch(range(100), unit_vectors(100, 8, seed=32))
     index.save(tmp_path / "z.snap", compression="zstd")
-    assert HNSWIndex.load(tmp_path / "z.snap").search(np.ones(8), 3) == index.search(
-        np.ones(8), 3
-    )
+    assert HNSWIndex.load(tmp_path / "z.snap").search(np.ones(8), 3) == index.search(np.ones(8), 3)
     with pytest.raises(persist_db.WrongKindError):
         FlatIndex.load(tmp_path / "z.snap")
     with pytest.raises(CorruptIndexError, match="index type"):
@@ -204,10 +207,8 @@ def test_malformed_operations_are_typed_errors(op):
 @given(st.binary(max_size=200))
 def test_random_payloads_only_raise_corrupt_index_error(payload):
     for kind in (FlatIndex, HNSWIndex):
-        try:
+        with contextlib.suppress(CorruptIndexError):
             kind(2, "dot").load_snapshot(payload, 1)
-        except CorruptIndexError:
-            pass
 
 
 operations = st.lists(
@@ -228,9 +229,8 @@ def test_replay_is_deterministic_and_matches_flat_model(ops, metric):
     start = HNSWIndex(4, metric, M=3, ef_construction=10)
     start.load_snapshot(b"".join(index.to_snapshot()), 1)
     log = []
-    for name, vector_id, vector in ops:
-        if metric == "cosine" and not any(vector):
-            vector = [1.0, 0.0, 0.0, 0.0]
+    for name, vector_id, raw in ops:
+        vector = [1.0, 0.0, 0.0, 0.0] if metric == "cosine" and not any(raw) else raw
         op = index.op_add(vector_id, vector) if name == "add" else index.op_remove(vector_id)
         log.append(op)
         index.apply(op)

@@ -81,7 +81,8 @@ class VectorStore:
         if self.metric == 1:
             result: F32Array = self.sqnorm[slots] - 2.0 * dots + np.float32(query @ query)
             return result
-        return -dots
+        negated: F32Array = -dots
+        return negated
 
     def prepare(self, vectors: object, *, what: str = "vectors") -> F32Array:
         """Check and convert a batch of vectors; normalise them under cosine."""
@@ -93,7 +94,8 @@ class VectorStore:
     def prepare_one(self, vector: object, *, what: str = "vector") -> F32Array:
         """Check and convert one vector (or query); normalise it under cosine."""
         row = as_vector(vector, self.dim, what=what)
-        return self.prepare(row.reshape(1, self.dim), what=what)[0]
+        prepared: F32Array = self.prepare(row.reshape(1, self.dim), what=what)[0]
+        return prepared
 
 
 class VectorIndexBase:
@@ -137,7 +139,8 @@ class VectorIndexBase:
             TypeError: the id is neither int nor str.
         """
         slot = self._idmap.slot(check_id(vector_id))
-        return self._store.vectors[slot].copy()
+        vector: F32Array = self._store.vectors[slot].copy()
+        return vector
 
     def _replace_storage(
         self, dim: int, metric: int, ids: list[VectorId], vectors: F32Array
@@ -170,7 +173,7 @@ class VectorIndexBase:
         if callable(search_filter):
             live = idmap.live_slots()
             ids = idmap.ids
-            keep = [slot for slot in live.tolist() if search_filter(ids[slot])]  # type: ignore[arg-type]
+            keep = [slot for slot in live.tolist() if search_filter(ids[slot])]
             return np.asarray(keep, dtype=np.int64)
         if isinstance(search_filter, (str, bytes)) or not isinstance(search_filter, Collection):
             raise TypeError("filter must be a predicate, a collection of ids or None")
@@ -182,14 +185,12 @@ class VectorIndexBase:
         if k == 0 or slots.size == 0:
             return []
         distances = self._store.distances(query, slots)
-        if k < slots.size:
-            part = np.argpartition(distances, k - 1)[:k]
-        else:
-            part = np.arange(slots.size)
+        whole = k >= slots.size
+        part = np.arange(slots.size) if whole else np.argpartition(distances, k - 1)[:k]
         order = part[np.lexsort((slots[part], distances[part]))]
         ids = self._idmap.ids
         scores = distances_to_scores(self._metric, distances[order])
-        return [(ids[s], sc) for s, sc in zip(slots[order].tolist(), scores)]  # type: ignore[misc]
+        return [(ids[s], sc) for s, sc in zip(slots[order].tolist(), scores, strict=True)]
 
     def _check_search(self, query: object, k: int) -> tuple[F32Array, int]:
         return self._store.prepare_one(query, what="query"), check_k(k)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from ._base import VectorStore
 from ._common import F32Array
 from ._graph import Graph, Layer
 
@@ -49,7 +50,7 @@ def batch_insert(graph: Graph, slots: Int64Array, levels: Int64Array) -> None:
         done = 1
     live = int((graph.levels >= 0).sum())
     graph.levels[slots[done:]] = levels[done:]
-    for slot, level in zip(slots[done:].tolist(), levels[done:].tolist()):
+    for slot, level in zip(slots[done:].tolist(), levels[done:].tolist(), strict=True):
         for lvl in range(level + 1):
             graph.layers[lvl].attach(slot)
     while done < slots.shape[0]:
@@ -173,25 +174,18 @@ def _beam(
     return np.take_along_axis(out_ids, order, axis=1), np.take_along_axis(out_d, order, axis=1)
 
 
-def _dist(
-    store: object,
-    queries: F32Array,
-    ids: Int64Array,
-    euclidean: bool,
-) -> F32Array:
+def _dist(store: VectorStore, queries: F32Array, ids: Int64Array, euclidean: bool) -> F32Array:
     """Row-wise internal distance between ``queries[i]`` and the vector of ``ids[i]``."""
-    dots = np.einsum("ij,ij->i", store.vectors[ids], queries)  # type: ignore[attr-defined]
+    dots: F32Array = np.einsum("ij,ij->i", store.vectors[ids], queries)
     if euclidean:
-        sq = store.sqnorm  # type: ignore[attr-defined]
-        q2 = np.einsum("ij,ij->i", queries, queries)
-        result: F32Array = sq[ids] - 2.0 * dots + q2
+        q2: F32Array = np.einsum("ij,ij->i", queries, queries)
+        result: F32Array = store.sqnorm[ids] - 2.0 * dots + q2
         return result
-    return -dots
+    negated: F32Array = -dots
+    return negated
 
 
-def _connect(
-    graph: Graph, level: int, new: Int64Array, ids: Int64Array, dists: F32Array
-) -> None:
+def _connect(graph: Graph, level: int, new: Int64Array, ids: Int64Array, dists: F32Array) -> None:
     """Pick each new node's neighbours (beam plus chunk peers) and link both ways."""
     layer = graph.layers[level]
     m = graph.m

@@ -126,7 +126,8 @@ def as_vector(vector: object, dim: int, *, what: str = "vector") -> F32Array:
         raise DimensionMismatchError(
             f"{what} must have shape ({dim},), got shape {tuple(array.shape)}"
         )
-    return as_matrix(array.reshape(1, dim), dim, what=what)[0]
+    row: F32Array = as_matrix(array.reshape(1, dim), dim, what=what)[0]
+    return row
 
 
 def _check_dtype(array: npt.NDArray[Any], what: str) -> None:

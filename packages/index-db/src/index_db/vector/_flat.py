@@ -58,9 +58,7 @@ class FlatIndex(PersistMixin, VectorIndexBase):
         """
         self.add_batch([vector_id], [self._store.prepare_one(vector)], upsert=True)
 
-    def add_batch(
-        self, ids: Iterable[VectorId], vectors: object, *, upsert: bool = False
-    ) -> None:
+    def add_batch(self, ids: Iterable[VectorId], vectors: object, *, upsert: bool = False) -> None:
         """Add many vectors at once; all or nothing (everything is checked first).
 
         Args:
@@ -107,7 +105,7 @@ class FlatIndex(PersistMixin, VectorIndexBase):
         query: object,
         k: int,
         *,
-        filter: SearchFilter = None,  # noqa: A002 - the documented keyword
+        filter: SearchFilter = None,
         ef: int | None = None,
     ) -> list[tuple[VectorId, float]]:
         """The ``k`` ids closest to ``query``, best first, with their scores.
@@ -137,7 +135,7 @@ class FlatIndex(PersistMixin, VectorIndexBase):
     def _snapshot_parts(self) -> tuple[list[VectorId], F32Array, None]:
         live = self._idmap.live_slots()
         ids = [self._idmap.ids[s] for s in live.tolist()]
-        return ids, self._store.vectors[live], None  # type: ignore[return-value]
+        return ids, self._store.vectors[live], None
 
     def _restore(self, decoded: Decoded) -> None:
         self._replace_storage(decoded.dim, decoded.metric, decoded.ids, decoded.vectors)

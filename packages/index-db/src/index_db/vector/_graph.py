@@ -104,7 +104,8 @@ class Layer:
     def neighbours(self, slot: int) -> I32Array:
         """The valid neighbour slots of ``slot``."""
         row = self.adj[self.row(slot)]
-        return row[row >= 0]
+        valid: I32Array = row[row >= 0]
+        return valid
 
     def set_list(self, slot: int, ids: npt.ArrayLike, dists: npt.ArrayLike) -> None:
         """Replace the neighbour list of ``slot``."""
@@ -131,9 +132,7 @@ def _grow_rows(adj: I32Array, adj_d: F32Array, rows: int) -> tuple[I32Array, F32
 class Graph:
     """The layered HNSW graph over the slots of a :class:`VectorStore`."""
 
-    def __init__(
-        self, store: VectorStore, m: int, ef_construction: int, seed: int
-    ) -> None:
+    def __init__(self, store: VectorStore, m: int, ef_construction: int, seed: int) -> None:
         self.store = store
         self.m = m
         self.m0 = 2 * m
@@ -170,8 +169,10 @@ class Graph:
         key = self.seed.to_bytes(8, "little")
         draws = np.empty(len(ids), dtype=np.float64)
         for i, vector_id in enumerate(ids):
-            raw = (b"s" + vector_id.encode()) if isinstance(vector_id, str) else (
-                b"i" + vector_id.to_bytes(8, "little", signed=True)
+            raw = (
+                (b"s" + vector_id.encode())
+                if isinstance(vector_id, str)
+                else (b"i" + vector_id.to_bytes(8, "little", signed=True))
             )
             digest = hashlib.blake2b(raw, digest_size=8, key=key).digest()
             draws[i] = (int.from_bytes(digest, "little") + 1) / 2.0**64
@@ -202,7 +203,8 @@ class Graph:
             norms = self.store.sqnorm[slots]
             result: F32Array = norms[:, None] + norms[None, :] - 2.0 * dots
             return result
-        return -dots
+        negated: F32Array = -dots
+        return negated
 
     # -- search ---------------------------------------------------------------------------
 
@@ -240,7 +242,7 @@ class Graph:
                 if not keep.any():
                     continue
                 fresh, fresh_d = fresh[keep], fresh_d[keep]
-            for d, n in zip(fresh_d.tolist(), fresh.tolist()):
+            for d, n in zip(fresh_d.tolist(), fresh.tolist(), strict=True):
                 if d < worst or len(best) < ef:
                     heappush(candidates, (d, n))
                     heappush(best, (-d, n))
@@ -323,7 +325,7 @@ class Graph:
         dists = np.array([d for d, n in found if n != slot], dtype=np.float32)
         kept = self.select(ids, dists, self.m)
         self.layers[level].set_list(slot, ids[kept], dists[kept])
-        for n, d in zip(ids[kept].tolist(), dists[kept].tolist()):
+        for n, d in zip(ids[kept].tolist(), dists[kept].tolist(), strict=True):
             self.link(level, n, slot, d)
 
     def remove(self, slot: int) -> None:

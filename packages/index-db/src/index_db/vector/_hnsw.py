@@ -31,8 +31,8 @@ from ._base import SearchFilter, SlotArray, VectorIndexBase
 from ._batch import batch_insert
 from ._common import F32Array, VectorId, check_id, distances_to_scores
 from ._graph import Graph
-from ._persist import PersistMixin
 from ._layout import TYPE_HNSW
+from ._persist import PersistMixin
 from ._snapshot import Decoded, GraphArrays, decode
 
 BATCH_MIN = 64
@@ -128,9 +128,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         """
         self.add_batch([vector_id], [self._store.prepare_one(vector)], upsert=True)
 
-    def add_batch(
-        self, ids: Iterable[VectorId], vectors: object, *, upsert: bool = False
-    ) -> None:
+    def add_batch(self, ids: Iterable[VectorId], vectors: object, *, upsert: bool = False) -> None:
         """Add many vectors; all are checked before any is inserted.
 
         Batches of at least 64 new vectors are inserted by the lock-step batch builder.
@@ -161,7 +159,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         if len(slots) >= BATCH_MIN:
             batch_insert(graph, np.asarray(slots, dtype=np.int64), levels)
         else:
-            for slot, level in zip(slots, levels.tolist()):
+            for slot, level in zip(slots, levels.tolist(), strict=True):
                 graph.insert(slot, level)
 
     def remove(self, vector_id: VectorId) -> bool:
@@ -190,7 +188,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         query: object,
         k: int,
         *,
-        filter: SearchFilter = None,  # noqa: A002 - the documented keyword
+        filter: SearchFilter = None,
         ef: int | None = None,
     ) -> list[tuple[VectorId, float]]:
         """The (approximately) ``k`` closest ids to ``query``, best first, with scores.
@@ -274,7 +272,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         top = found[:k]
         scores = distances_to_scores(self._metric, np.array([d for d, _ in top]))
         ids = self._idmap.ids
-        return [(ids[slot], score) for (_, slot), score in zip(top, scores)]  # type: ignore[misc]
+        return [(ids[slot], score) for (_, slot), score in zip(top, scores, strict=True)]  # type: ignore[misc]
 
     def verify(self) -> None:
         """Check the graph's invariants (the checks a snapshot load makes).

@@ -22,12 +22,13 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import numpy as np
+
 import persist_db
 
 from ..errors import CorruptIndexError
 from . import _layout as L
 from ._common import F32Array, VectorId, as_vector, check_id
-from ._snapshot import Decoded, decode
+from ._snapshot import Decoded, decode, encode
 
 T = TypeVar("T", bound="PersistMixin")
 INDEX_TYPES = {"index-db.flat": L.TYPE_FLAT, "index-db.hnsw": L.TYPE_HNSW}
@@ -92,8 +93,6 @@ class PersistMixin:
 
     def to_snapshot(self) -> list[bytes]:
         """The whole index as snapshot payload chunks (format in ``vector-FORMAT.md``)."""
-        from ._snapshot import encode
-
         ids, vectors, graph = self._snapshot_parts()
         return encode(INDEX_TYPES[self.kind], self._metric_code(), ids, vectors, graph)
 

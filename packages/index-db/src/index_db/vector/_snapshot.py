@@ -170,7 +170,7 @@ def _decode_ids(reader: _Reader, count: int, strings_length: int) -> list[Vector
         raise CorruptIndexError("str id lengths do not add up to the string section")
     ids: list[VectorId] = values.tolist()
     position = 0
-    for index, size in zip(np.nonzero(is_str)[0].tolist(), lengths.tolist()):
+    for index, size in zip(np.nonzero(is_str)[0].tolist(), lengths.tolist(), strict=True):
         try:
             ids[index] = blob[position : position + size].decode("utf-8")
         except UnicodeDecodeError:
@@ -220,7 +220,7 @@ def _decode_graph(reader: _Reader, params: tuple[int, ...], count: int) -> Graph
     adjs = [reader.take("<i4", n.size * m).reshape(n.size, m).astype(np.int32) for n in layers]
     dists = [reader.take("<f4", n.size * m).reshape(n.size, m).astype(np.float32) for n in layers]
     upper = []
-    for level, (nodes, adj, dist) in enumerate(zip(layers, adjs, dists), start=1):
+    for level, (nodes, adj, dist) in enumerate(zip(layers, adjs, dists, strict=True), start=1):
         member = np.zeros(count + 1, dtype=bool)
         member[nodes] = True
         _check_lists(adj, dist, nodes, count, level, member)
