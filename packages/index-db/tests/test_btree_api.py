@@ -349,3 +349,16 @@ def test_bad_bulk_pair_leaves_the_tree_usable(store: PageStore) -> None:
     tree.bulk_load([(b"a", b"1"), (b"b", b"2")])
     assert dict(tree.range()) == {b"a": b"1", b"b": b"2"}
     assert tree.verify()["pages"] == store.stats()["pages"]
+
+
+def test_bulk_load_across_chunks_with_overflow_values(store: PageStore) -> None:
+    rnd = random.Random(8)
+    sizes = (0, 30, 100, 900, 1200, 6000)
+    items = [(b"%07d" % n, rnd.randbytes(rnd.choice(sizes))) for n in range(9000)]
+    tree = BTree.create(store)
+    assert tree.bulk_load(items) == len(items)
+    stats = tree.verify()
+    assert stats["overflow_pages"] > 0
+    assert list(tree.range()) == items
+    with pytest.raises(TypeError, match="pairs"):
+        BTree.create(store).bulk_load([(b"a", b"1", b"extra")])  # type: ignore[list-item]

@@ -17,8 +17,10 @@ is freed and the tree is left empty, as before the call.
 
 from __future__ import annotations
 
+import operator
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
-from itertools import pairwise
+from itertools import accumulate, islice, pairwise
 
 from ..errors import IndexUsageError
 from . import _layout as L
@@ -28,6 +30,9 @@ from ._overflow import free_chain, write_chain
 from ._rebalance import separator, split_index
 
 __all__ = ["bulk_load"]
+
+_CHUNK = 4096  # pairs checked and encoded per batch of list operations
+_PLUS_SLOT = L.SLOT_SIZE.__add__
 
 
 class _Builder:
@@ -142,7 +147,10 @@ def bulk_load(
         count = _stream(core, builder, items, check_key, check_value, first_pid)
         root, height = builder.branches() if len(builder.bounds) > 1 else (first_pid, 1)
     except BaseException:
-        _undo(core, builder, first_pid)
+        try:
+            _undo(core, builder, first_pid)
+        except BaseException as exc:
+            core.broken = exc  # pages half freed: the tree cannot be trusted any more
         raise
     core.root, core.height, core.count = root, height, count
     core.shape += 1
@@ -157,45 +165,88 @@ def _stream(
     check_value: Callable[[object], bytes],
     first_pid: int,
 ) -> int:
-    cap = core.cap
-    max_key = core.max_key
-    max_cell = core.max_cell - L.SLOT_SIZE
-    pack = L.CELL.pack
+    """Cut the input into leaves a chunk at a time, with C-speed list operations."""
+    source = iter(items)
     keys: list[bytes] = []
     vals: list[Value] = []
     cells: list[bytes] = []
-    used = overflows = 0
     pid = first_pid
     prev: bytes | None = None
     count = 0
-    for raw_key, raw_value in items:
-        key = raw_key
-        if type(key) is not bytes or len(key) > max_key:
-            key = check_key(key)
-        value = raw_value
-        if type(value) is not bytes or len(value) > L.MAX_VALUE_SIZE:
-            value = check_value(value)
-        if prev is not None and key <= prev:
-            raise IndexUsageError("bulk_load input must be sorted by key, with no duplicates")
-        prev = key
-        cell = pack(len(key), len(value)) + key + value
-        stored: Value = value
-        spilled = len(cell) > max_cell
-        if spilled:
-            stored, cell = _overflow_cell(core, key, value, builder)
-        size = len(cell) + L.SLOT_SIZE
-        if used + size > cap:
-            next_pid = builder.allocate()
-            builder.complete(Leaf(pid, keys, vals, 0, used, overflows), next_pid, cells)
-            pid, keys, vals, cells, used, overflows = next_pid, [], [], [], 0, 0
-        keys.append(key)
-        vals.append(stored)
-        cells.append(cell)
-        used += size
-        overflows += spilled
-        count += 1
-    builder.finish(Leaf(pid, keys, vals, 0, used, overflows), cells)
+    while chunk := list(islice(source, _CHUNK)):
+        new_keys, new_vals, new_cells = _prepare(core, builder, chunk, prev, check_key, check_value)
+        prev = new_keys[-1]
+        count += len(new_keys)
+        keys += new_keys
+        vals += new_vals
+        cells += new_cells
+        pid, keys, vals, cells = _cut_leaves(core, builder, pid, keys, vals, cells)
+    builder.finish(Leaf(pid, keys, vals, 0), cells)
     return count
+
+
+def _prepare(
+    core: TreeCore,
+    builder: _Builder,
+    chunk: list[tuple[bytes, bytes]],
+    prev: bytes | None,
+    check_key: Callable[[object], bytes],
+    check_value: Callable[[object], bytes],
+) -> tuple[list[bytes], list[Value], list[bytes]]:
+    """Check one chunk of pairs and encode their cells (overflow chains written here)."""
+    try:
+        keys = [key for key, _ in chunk]
+        vals: list[Value] = [value for _, value in chunk]
+    except (TypeError, ValueError):
+        raise TypeError("bulk_load items must be (key, value) pairs") from None
+    if set(map(type, keys)) != {bytes} or max(map(len, keys)) > core.max_key:
+        keys = [check_key(key) for key in keys]
+    if set(map(type, vals)) != {bytes} or max(map(len, vals)) > L.MAX_VALUE_SIZE:  # type: ignore[arg-type]
+        vals = [check_value(value) for value in vals]
+    if (prev is not None and keys[0] <= prev) or not all(
+        map(operator.lt, keys, islice(keys, 1, None))
+    ):
+        raise IndexUsageError("bulk_load input must be sorted by key, with no duplicates")
+    heads = map(L.CELL.pack, map(len, keys), map(len, vals))  # type: ignore[arg-type]
+    cells = list(map(operator.add, map(operator.add, heads, keys), vals))
+    limit = core.max_cell - L.SLOT_SIZE
+    if max(map(len, cells)) > limit:
+        for index, cell in enumerate(cells):
+            if len(cell) > limit:
+                vals[index], cells[index] = _overflow_cell(
+                    core,
+                    keys[index],
+                    vals[index],  # type: ignore[arg-type]
+                    builder,
+                )
+    return keys, vals, cells
+
+
+def _cut_leaves(
+    core: TreeCore,
+    builder: _Builder,
+    pid: int,
+    keys: list[bytes],
+    vals: list[Value],
+    cells: list[bytes],
+) -> tuple[int, list[bytes], list[Value], list[bytes]]:
+    """Emit every full leaf; return the page id and entries of the leaf still filling."""
+    offsets = list(accumulate(map(_PLUS_SLOT, map(len, cells)), initial=0))
+    total = len(cells)
+    start = 0
+    while True:
+        end = bisect_right(offsets, offsets[start] + core.cap) - 1
+        if end >= total:
+            break
+        next_pid = builder.allocate()
+        overflows = -1 if builder.chains else 0
+        leaf = Leaf(
+            pid, keys[start:end], vals[start:end], 0, offsets[end] - offsets[start], overflows
+        )
+        builder.complete(leaf, next_pid, cells[start:end])
+        pid = next_pid
+        start = end
+    return pid, keys[start:], vals[start:], cells[start:]
 
 
 def _undo(core: TreeCore, builder: _Builder, first_pid: int) -> None:

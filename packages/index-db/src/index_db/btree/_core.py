@@ -112,7 +112,7 @@ class TreeCore:
         """The decoded leaf ``pid``, from its frame's ``extra`` if warm."""
         leaf = self.peek(pid)
         if leaf.__class__ is Leaf:
-            return leaf  # type: ignore[no-any-return]
+            return leaf
         with self._read(pid) as page:
             leaf = page.extra
             if leaf.__class__ is not Leaf:

@@ -377,13 +377,7 @@ class BTree:
             core.check_usable()
             if core.count or core.height != 1:
                 raise IndexUsageError("bulk_load needs an empty tree")
-            try:
-                return bulk_load(core, items, self._key, self._value)
-            except (IndexUsageError, TypeError):
-                raise
-            except BaseException as exc:
-                core.broken = exc
-                raise
+            return bulk_load(core, items, self._key, self._value)
 
     def verify(self, *, other_pages: int | None = 0) -> dict[str, Any]:
         """Check the whole tree from its pages (see ``docs/parts/btree-API.md``).
