@@ -26,8 +26,17 @@ PACKAGES: dict[str, tuple[str, list[str]]] = {
     "index-db": ("index_db", ["page-db", "wal-db", "persist"]),
     "strata": ("strata", ["page-db", "wal-db", "lock-db", "persist", "index-db"]),
 }
-OLDEST = ["crc32c==2.3", "pytest==7.0.0", "hypothesis==6.80.0"]
-OLDEST_PACKAGES = ["page-db", "wal-db", "lock-db"]  # the packages at 1.0
+# Optional extras a package is installed with wherever every feature must be importable
+# (tests, types, fuzz, bench): persist-db's lz4 codec is an extra.
+FULL_EXTRAS: dict[str, str] = {"persist": "lz4"}
+OLDEST = [
+    "crc32c==2.3",
+    "zstandard==0.21.0",
+    "lz4==4.0.0",
+    "pytest==7.0.0",
+    "hypothesis==6.80.0",
+]
+OLDEST_PACKAGES = ["page-db", "wal-db", "lock-db", "persist"]  # the packages at 1.0
 FUZZ_SECONDS = 15  # per atheris target in the default run; `nox -s fuzz -- 600` for longer
 
 nox.options.sessions = [
@@ -64,6 +73,17 @@ def _runs(executable: str) -> bool:
         return False
 
 
+def full(name: str) -> str:
+    """The pip requirement for an in-repo package with every optional feature it has."""
+    extras = FULL_EXTRAS.get(name)
+    return f"packages/{name}[{extras}]" if extras else f"packages/{name}"
+
+
+def everything() -> list[str]:
+    """Every in-repo package, with every optional feature (see :data:`FULL_EXTRAS`)."""
+    return [full(name) for name in PACKAGES]
+
+
 def install_package(session: nox.Session, name: str, *, extras: str = "test") -> None:
     _, deps = PACKAGES[name]
     paths = [f"packages/{dep}" for dep in deps]
@@ -94,7 +114,7 @@ def tests_testkit(session: nox.Session) -> None:
 def tests_oldest(session: nox.Session) -> None:
     """Run the 1.0 packages' tests on Python 3.10 with the oldest supported dependencies."""
     session.install(*OLDEST)
-    session.install(TESTKIT, *(f"packages/{name}" for name in OLDEST_PACKAGES))
+    session.install(TESTKIT, *(full(name) for name in OLDEST_PACKAGES))
     for name in OLDEST_PACKAGES:  # one pytest run each: their conftest.py files share a name
         session.run("pytest", f"packages/{name}/tests", "-m", "not slow", *session.posargs)
 
@@ -118,7 +138,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def types(session: nox.Session) -> None:
     """Type-check every package's source (mypy --strict, per package) and the test kit."""
-    session.install("mypy>=1.10", TESTKIT, *(f"packages/{name}" for name in PACKAGES))
+    session.install("mypy>=1.10", TESTKIT, *everything())
     for name, (import_name, _) in PACKAGES.items():
         session.run("mypy", f"packages/{name}/src/{import_name}")
     session.run("mypy", f"{TESTKIT}/src/strata_testkit", "tools/check_layers.py")
@@ -136,7 +156,7 @@ def layers(session: nox.Session) -> None:
 def fuzz(session: nox.Session) -> None:
     """Run every atheris target for a bounded time: `nox -s fuzz -- SECONDS` to change it."""
     seconds = int(session.posargs[0]) if session.posargs else FUZZ_SECONDS
-    session.install("atheris>=2.3", TESTKIT, *(f"packages/{name}" for name in PACKAGES))
+    session.install("atheris>=2.3", TESTKIT, *everything())
     targets = sorted(glob.glob("packages/*/fuzz/fuzz_*.py"))
     if not targets:
         session.error("no fuzz targets found")
@@ -167,7 +187,7 @@ def fuzz(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run every package's benchmarks and print their tables (`-- page-db` for one package)."""
     wanted = session.posargs or list(PACKAGES)
-    session.install(*(f"packages/{name}" for name in PACKAGES))
+    session.install(*everything())
     for name in wanted:
         for script in sorted(glob.glob(f"packages/{name}/bench/bench_*.py")):
             session.run("python", script)
