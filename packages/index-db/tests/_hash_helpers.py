@@ -19,7 +19,7 @@ def weak_hash(key: bytes) -> int:
 
 
 def colliding_hash(key: bytes) -> int:
-    """Every key collides on the full 64-bit hash."""
+    """Every key collides on the full hash."""
     return 0x5A5A_5A5A_5A5A_5A5A
 
 

@@ -1,4 +1,4 @@
-"""Keys that collide: full 64-bit collisions (a test-only hash seam), crafted keys sharing
+"""Keys that collide: full-hash collisions (a test-only hash seam), crafted keys sharing
 low hash bits with the real hash, and collisions at the max depth."""
 
 from __future__ import annotations

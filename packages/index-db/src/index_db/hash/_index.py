@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A *directory* of ``2**g`` slots (``g`` = global depth) maps the low ``g`` bits of a key's
-stable 64-bit hash (:mod:`._hashing`) to a *bucket*: a primary bucket page, plus overflow
+stable hash (CRC-32, :mod:`._hashing`) to a *bucket*: a primary bucket page, plus overflow
 pages chained behind it in the rare case that the bucket cannot split. A bucket of local
 depth ``d <= g`` holds exactly the keys whose low ``d`` hash bits equal its prefix, and
 the ``2**(g-d)`` slots ending in those bits all name it.
