@@ -75,7 +75,7 @@ class VectorStore:
         if self.metric == 1:
             self.sqnorm[slot_array] = np.einsum("ij,ij->i", rows, rows)
 
-    def distances(self, query: F32Array, slots: npt.NDArray[Any]) -> F32Array:
+    def distances(self, query: F32Array, slots: npt.NDArray[Any] | slice) -> F32Array:
         """Internal distances (lower is closer) from one prepared query to ``slots``."""
         dots = self.vectors[slots] @ query
         if self.metric == 1:
@@ -191,6 +191,21 @@ class VectorIndexBase:
         ids = self._idmap.ids
         scores = distances_to_scores(self._metric, distances[order])
         return [(ids[s], sc) for s, sc in zip(slots[order].tolist(), scores, strict=True)]
+
+    def _exact_all(self, query: F32Array, k: int) -> list[tuple[VectorId, float]]:
+        """Brute-force top ``k`` of the whole index: one product over a view of the matrix."""
+        k = min(k, len(self))
+        if k == 0:
+            return []
+        used = self._idmap.capacity_used
+        distances = self._store.distances(query, slice(0, used))
+        distances[self._idmap.free_slots] = np.inf
+        whole = k >= used
+        part = np.arange(used) if whole else np.argpartition(distances, k - 1)[:k]
+        order = part[np.lexsort((part, distances[part]))]
+        ids = self._idmap.ids
+        scores = distances_to_scores(self._metric, distances[order])
+        return [(ids[s], sc) for s, sc in zip(order.tolist(), scores, strict=True)]
 
     def _check_search(self, query: object, k: int) -> tuple[F32Array, int]:
         return self._store.prepare_one(query, what="query"), check_k(k)

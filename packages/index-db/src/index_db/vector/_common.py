@@ -171,12 +171,13 @@ class IdMap:
     next one reused, so the matrix never holds more rows than the peak live count.
     """
 
-    __slots__ = ("_free", "_slot_of", "ids")
+    __slots__ = ("_free", "_live", "_slot_of", "ids")
 
     def __init__(self) -> None:
         self._slot_of: dict[VectorId, int] = {}
         self.ids: list[VectorId | None] = []  # slot -> id, None for a free slot
         self._free: list[int] = []
+        self._live: npt.NDArray[np.int64] | None = None  # cache of live_slots()
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -203,8 +204,14 @@ class IdMap:
         except KeyError:
             raise KeyError(vector_id) from None
 
+    @property
+    def free_slots(self) -> list[int]:
+        """The slots handed out and since freed (waiting for reuse)."""
+        return self._free
+
     def add(self, vector_id: VectorId) -> int:
         """Give ``vector_id`` (which must be absent) a slot and return it."""
+        self._live = None
         if self._free:
             slot = self._free.pop()
             self.ids[slot] = vector_id
@@ -217,15 +224,21 @@ class IdMap:
     def remove(self, vector_id: VectorId) -> int:
         """Free the slot of ``vector_id`` and return it. Raises KeyError if absent."""
         slot = self._slot_of.pop(vector_id)
+        self._live = None
         self.ids[slot] = None
         self._free.append(slot)
         return slot
 
     def live_slots(self) -> npt.NDArray[np.int64]:
-        """The occupied slots in increasing order."""
-        return np.fromiter(
-            (s for s, i in enumerate(self.ids) if i is not None), dtype=np.int64, count=len(self)
-        )
+        """The occupied slots in increasing order (cached until the next change)."""
+        if self._live is None:
+            if self._free:
+                live = np.ones(len(self.ids), dtype=bool)
+                live[self._free] = False
+                self._live = np.nonzero(live)[0].astype(np.int64)
+            else:
+                self._live = np.arange(len(self.ids), dtype=np.int64)
+        return self._live
 
     def next_slots(self, count: int) -> list[int]:
         """The slots the next ``count`` calls of :meth:`add` will return, in order."""

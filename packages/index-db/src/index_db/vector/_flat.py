@@ -129,7 +129,7 @@ class FlatIndex(PersistMixin, VectorIndexBase):
         prepared, k = self._check_search(query, k)
         slots = self._allowed_slots(filter)
         if slots is None:
-            slots = self._idmap.live_slots()
+            return self._exact_all(prepared, k)
         return self._exact(prepared, k, slots)
 
     def _snapshot_parts(self) -> tuple[list[VectorId], F32Array, None]:

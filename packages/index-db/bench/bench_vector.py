@@ -1,0 +1,119 @@
+"""index-db vector benchmarks: HNSW recall@10 and latency against exact search, build rate,
+save and reload of the index.
+
+Run with `nox -s bench -- index-db` or `python bench/bench_vector.py`. Data: 100,000 random
+unit vectors of dimension 128 (numpy seed 0) and 200 random unit queries; the exact top 10
+comes from FlatIndex. Prints a table of medians with the issue's targets.
+
+Environment: BENCH_VECTOR_N (vectors, default 100000), BENCH_VECTOR_M and
+BENCH_VECTOR_EFC (HNSW parameters, default 32 and 64), BENCH_DIR (temporary files).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+from index_db import FlatIndex, HNSWIndex
+
+DIM = 128
+QUERIES = 200
+K = 10
+EF_LADDER = (32, 48, 64, 96, 128, 192, 256, 384)
+
+
+def unit(count: int, seed: int) -> np.ndarray:
+    data = np.random.default_rng(seed).standard_normal((count, DIM)).astype(np.float32)
+    return data / np.linalg.norm(data, axis=1, keepdims=True)
+
+
+def timed_queries(index: FlatIndex | HNSWIndex, queries: np.ndarray, **kw: int) -> tuple:
+    times, results = [], []
+    for query in queries:
+        start = time.perf_counter()
+        found = index.search(query, K, **kw)
+        times.append(time.perf_counter() - start)
+        results.append([i for i, _ in found])
+    return statistics.median(times) * 1e3, results
+
+
+def recall(results: list, truth: list) -> float:
+    return sum(len(set(r) & set(t)) for r, t in zip(results, truth, strict=True)) / (
+        K * len(truth)
+    )
+
+
+def main() -> None:
+    count = int(os.environ.get("BENCH_VECTOR_N", "100000"))
+    m = int(os.environ.get("BENCH_VECTOR_M", "32"))
+    ef_construction = int(os.environ.get("BENCH_VECTOR_EFC", "64"))
+    data, queries = unit(count, 0), unit(QUERIES, 1)
+    rows: list[tuple[str, str, str, str]] = []
+
+    flat = FlatIndex(DIM, "cosine")
+    flat.add_batch(range(count), data)
+    flat_ms, truth = timed_queries(flat, queries)
+    rows.append((f"flat exact query, {count:,} x {DIM}", f"{flat_ms:.2f} ms", "≤ 30 ms",
+                 ok(flat_ms <= 30)))  # fmt: skip
+
+    index = HNSWIndex(DIM, "cosine", M=m, ef_construction=ef_construction)
+    start = time.perf_counter()
+    index.add_batch(range(count), data)
+    build = time.perf_counter() - start
+    rate = count / build
+    rows.append((f"HNSW build (add_batch, M={m}, ef_construction={ef_construction})",
+                 f"{rate:,.0f} vectors/s ({build:.0f} s)", "≥ 1,000/s", ok(rate >= 1000)))  # fmt: skip
+
+    chosen = None
+    for ef in EF_LADDER:
+        ms, results = timed_queries(index, queries, ef=ef)
+        rec = recall(results, truth)
+        rows.append((f"  HNSW query ef={ef}", f"{ms:.2f} ms, recall@10 {rec:.3f}", "", ""))
+        if chosen is None and rec >= 0.95:
+            chosen = (ef, ms, rec)
+    if chosen is None:
+        rows.append(("HNSW recall@10 ≥ 0.95", "not reached on the ef ladder", "≤ 5 ms", "MISS"))
+    else:
+        ef, ms, rec = chosen
+        rows.append((f"HNSW recall@10 ≥ 0.95 (first at ef={ef})", f"{ms:.2f} ms/query",
+                     "≤ 5 ms", ok(ms <= 5)))  # fmt: skip
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as directory:
+        path = os.path.join(directory, "hnsw.snap")
+        start = time.perf_counter()
+        info = index.save(path)
+        saved = time.perf_counter() - start
+        start = time.perf_counter()
+        loaded = HNSWIndex.load(path)
+        load_s = time.perf_counter() - start
+        size = os.path.getsize(path)
+        del info
+    same = all(
+        loaded.search(q, K, ef=64) == index.search(q, K, ef=64) for q in queries[:20]
+    )
+    rows.append(("HNSW save (persist-db, raw)", f"{saved:.2f} s, {size / 1e6:.0f} MB", "", ""))
+    rows.append(("HNSW load, no rebuild", f"{load_s:.2f} s", "", "same results" if same
+                 else "DIFFERENT RESULTS"))  # fmt: skip
+    print_table(rows)
+
+
+def ok(passed: bool) -> str:
+    return "PASS" if passed else "MISS"
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> None:
+    header = ("benchmark (median)", "measured", "target", "")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"
+    print(line)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+
+
+if __name__ == "__main__":
+    main()
