@@ -211,45 +211,60 @@ class Graph:
     def search_layer(
         self, query: F32Array, entries: list[tuple[float, int]], ef: int, level: int
     ) -> list[tuple[float, int]]:
-        """Beam search of width ``ef`` in one layer; the best found, closest first."""
+        """Beam search of width ``ef`` in one layer; the best found, closest first.
+
+        Under euclidean the loop ranks by ``||v||**2 - 2 q.v`` (the distance less the
+        constant ``||q||**2``, added back at the end), so one expansion costs one gather,
+        one product and one subtraction.
+        """
         layer = self.layers[level]
         adj, row_of = layer.adj, layer.row_of
-        stamp = self.stamp
-        epoch = self.next_epoch()
-        distances = self.store.distances
-        candidates = list(entries)
+        stamp, epoch = self.stamp, self.next_epoch()
+        vectors, sqnorm = self.store.vectors, self.store.sqnorm
+        euclidean = self.store.metric == 1
+        offset = float(query @ query) if euclidean else 0.0
+        probe = query * np.float32(2.0) if euclidean else -query
+        candidates = [(d - offset, n) for d, n in entries]
         heapq.heapify(candidates)
-        best = [(-d, n) for d, n in entries]
+        best = [(-d, n) for d, n in candidates]
         heapq.heapify(best)
         while len(best) > ef:
             heapq.heappop(best)
         for _, node in entries:
             stamp[node] = epoch
-        worst = -best[0][0]
-        heappush, heappop = heapq.heappush, heapq.heappop
+        full = len(best) >= ef
+        worst = -best[0][0] if full else math.inf
+        heappush, heappop, heapreplace = heapq.heappush, heapq.heappop, heapq.heapreplace
         while candidates:
             dist, node = heappop(candidates)
-            if dist > worst and len(best) >= ef:
+            if dist > worst:
                 break
             row = adj[node if row_of is None else row_of[node]]
             fresh = row[stamp[row] != epoch]
             if not fresh.size:
                 continue
             stamp[fresh] = epoch
-            fresh_d = distances(query, fresh)
-            if len(best) >= ef:
+            if euclidean:
+                fresh_d = sqnorm[fresh] - vectors[fresh] @ probe
+            else:
+                fresh_d = vectors[fresh] @ probe
+            if full:
                 keep = fresh_d < worst
-                if not keep.any():
+                fresh = fresh[keep]
+                if not fresh.size:
                     continue
-                fresh, fresh_d = fresh[keep], fresh_d[keep]
+                fresh_d = fresh_d[keep]
             for d, n in zip(fresh_d.tolist(), fresh.tolist(), strict=True):
-                if d < worst or len(best) < ef:
+                if d < worst:
                     heappush(candidates, (d, n))
-                    heappush(best, (-d, n))
-                    if len(best) > ef:
-                        heappop(best)
-                    worst = -best[0][0]
-        return sorted((-d, n) for d, n in best)
+                    if full:
+                        heapreplace(best, (-d, n))
+                        worst = -best[0][0]
+                    else:
+                        heappush(best, (-d, n))
+                        if len(best) >= ef:
+                            full, worst = True, -best[0][0]
+        return sorted((offset - d, n) for d, n in best)
 
     def descend(self, query: F32Array, down_to: int) -> list[tuple[float, int]]:
         """Greedy search from the entry point down to layer ``down_to`` (exclusive of it)."""
