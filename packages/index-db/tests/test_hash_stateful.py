@@ -110,7 +110,9 @@ class WeakHashMachine(HashMachine):
     hash_fn = staticmethod(weak_hash)
 
 
-SETTINGS = settings(max_examples=60, stateful_step_count=50, deadline=None)
+SETTINGS = settings(
+    max_examples=60, stateful_step_count=50, deadline=None, derandomize=True, print_blob=True
+)
 HashMachine.TestCase.settings = SETTINGS
 WeakHashMachine.TestCase.settings = SETTINGS
 TestHashIndexStateful = HashMachine.TestCase
