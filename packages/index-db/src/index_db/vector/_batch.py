@@ -5,7 +5,9 @@ Theory of operation
 Inserting one node at a time spends most of its time in the Python loop of the beam
 search. The batch builder instead inserts a *chunk* of up to :data:`CHUNK` new nodes at
 once and runs their beam searches in lock step, as numpy operations over all the chunk's
-queries: every step expands, for each query still running, its closest unexpanded result.
+queries: every step expands, for each query still running, its :data:`EXPAND` closest
+unexpanded results (one product over all their neighbours; a few more expansions than the
+one-at-a-time search makes, never fewer).
 
 Per query the state is the beam ``W`` (``ef`` slots and distances, unsorted, padded with
 ``-1``/``inf``) and an ``expanded`` flag per entry; the visited set is one row of a
