@@ -27,6 +27,7 @@ instead of producing wrong answers.
 
 from __future__ import annotations
 
+import operator
 import struct
 from itertools import accumulate, pairwise
 from typing import Union
@@ -154,10 +155,9 @@ def encode_leaf(payload: memoryview, leaf: Leaf) -> None:
     if leaf.overflows:
         cells = list(map(leaf_cell, leaf.keys, leaf.vals))
     else:
-        cells = [
-            _CELL_PACK(len(k), len(v)) + k + v  # type: ignore[arg-type, operator]
-            for k, v in zip(leaf.keys, leaf.vals, strict=True)
-        ]
+        keys, vals = leaf.keys, leaf.vals
+        heads = map(_CELL_PACK, map(len, keys), map(len, vals))  # type: ignore[arg-type]
+        cells = list(map(operator.add, map(operator.add, heads, keys), vals))
     lay_out_leaf(payload, leaf, cells)
 
 

@@ -24,6 +24,8 @@ whole at the end; freed pages are returned to page-db at once.
 
 from __future__ import annotations
 
+import operator
+from bisect import bisect_left
 from itertools import accumulate
 from typing import Any, Union
 
@@ -31,7 +33,9 @@ from . import _layout as L
 from ._core import TreeCore
 from ._node import Branch, Leaf, Value, branch_used, cell_size
 
-__all__ = ["fix_up", "separator", "split_index"]
+__all__ = ["fix_up", "leaf_sizes", "separator", "split_index"]
+
+_PLUS_CELL = (L.CELL_HEADER_SIZE + L.SLOT_SIZE).__add__
 
 Node = Union[Leaf, Branch]  # noqa: UP007 - a runtime alias, 3.10-safe
 
@@ -51,6 +55,8 @@ def split_index(sizes: list[int], low: int, high: int, *, middle: bool = False) 
     Entries ``[:m]`` go left. With ``middle`` entry ``m`` itself goes up to the parent (a
     branch split) and ``[m + 1:]`` go right; otherwise ``[m:]`` go right.
     """
+    if not middle:
+        return _halfway(sizes, low, high)
     total = sum(sizes)
     best = low
     best_gap = None
@@ -66,11 +72,36 @@ def split_index(sizes: list[int], low: int, high: int, *, middle: bool = False) 
     return best
 
 
-def _set_leaf(leaf: Leaf, keys: list[bytes], vals: list[Value]) -> None:
+def _halfway(sizes: list[int], low: int, high: int) -> int:
+    """``split_index`` without a middle entry: a bisect on the running sums."""
+    before = list(accumulate(sizes, initial=0))
+    total = before[-1]
+    m = bisect_left(before, total / 2)
+    best = min(
+        (c for c in (m - 1, m) if low <= c <= high),
+        key=lambda c: abs(total - 2 * before[c]),
+        default=min(max(m, low), high),
+    )
+    return best
+
+
+def leaf_sizes(keys: list[bytes], vals: list[Value]) -> list[int]:
+    """Bytes each entry takes in a leaf, slot included (C-speed when no value overflows)."""
+    try:
+        lengths = map(operator.add, map(len, keys), map(len, vals))  # type: ignore[arg-type]
+        return list(map(_PLUS_CELL, lengths))
+    except TypeError:  # an OverflowRef has no len()
+        return [cell_size(k, v) + L.SLOT_SIZE for k, v in zip(keys, vals, strict=True)]
+
+
+def _set_leaf(
+    leaf: Leaf, keys: list[bytes], vals: list[Value], spilled: bool, used: int = -1
+) -> None:
+    """Give ``leaf`` new entries; ``spilled``: some may be overflow references."""
     leaf.keys = keys
     leaf.vals = vals
-    leaf.used = sum(map(cell_size, keys, vals)) + L.SLOT_SIZE * len(keys)
-    leaf.overflows = sum(1 for v in vals if type(v) is not bytes)
+    leaf.used = sum(leaf_sizes(keys, vals)) if used < 0 else used
+    leaf.overflows = sum(1 for v in vals if type(v) is not bytes) if spilled else 0
 
 
 def _set_branch(node: Branch, keys: list[bytes], children: list[int]) -> None:
@@ -82,10 +113,18 @@ def _set_branch(node: Branch, keys: list[bytes], children: list[int]) -> None:
 def _split(core: TreeCore, node: Node) -> tuple[Node, bytes]:
     if isinstance(node, Leaf):
         keys, vals = node.keys, node.vals
-        sizes = [cell_size(k, v) + L.SLOT_SIZE for k, v in zip(keys, vals, strict=True)]
+        sizes = leaf_sizes(keys, vals)
         m = split_index(sizes, 1, len(keys) - 1)
-        right = Leaf(core.store.allocate(), keys[m:], vals[m:], node.next)
-        _set_leaf(node, keys[:m], vals[:m])
+        left_used = sum(sizes[:m])
+        right = Leaf(
+            core.store.allocate(),
+            keys[m:],
+            vals[m:],
+            node.next,
+            node.used - left_used,
+            -1 if node.overflows else 0,
+        )
+        _set_leaf(node, keys[:m], vals[:m], node.overflows > 0, left_used)
         node.next = right.pid
         return right, separator(node.keys[-1], right.keys[0])
     keys, children = node.keys, node.children
@@ -114,15 +153,18 @@ def _rebalance(
         assert isinstance(right, Leaf)
         keys = left.keys + right.keys
         vals = left.vals + right.vals
+        spilled = left.overflows + right.overflows > 0
         if left.used + right.used <= core.cap:
-            _set_leaf(left, keys, vals)
+            _set_leaf(left, keys, vals, spilled, left.used + right.used)
             left.next = right.next
             _drop(core, parent, li, right, dirty)
         else:
-            sizes = [cell_size(k, v) + L.SLOT_SIZE for k, v in zip(keys, vals, strict=True)]
+            sizes = leaf_sizes(keys, vals)
             m = split_index(sizes, 1, len(keys) - 1)
-            _set_leaf(left, keys[:m], vals[:m])
-            _set_leaf(right, keys[m:], vals[m:])
+            left_used = sum(sizes[:m])
+            total = left.used + right.used
+            _set_leaf(left, keys[:m], vals[:m], spilled, left_used)
+            _set_leaf(right, keys[m:], vals[m:], spilled, total - left_used)
             parent.keys[li] = separator(left.keys[-1], right.keys[0])
             dirty[right.pid] = right
     else:
