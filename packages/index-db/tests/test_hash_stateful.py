@@ -111,7 +111,7 @@ class WeakHashMachine(HashMachine):
 
 
 SETTINGS = settings(
-    max_examples=60, stateful_step_count=50, deadline=None, derandomize=True, print_blob=True
+    max_examples=100, stateful_step_count=50, deadline=None, derandomize=True, print_blob=True
 )
 HashMachine.TestCase.settings = SETTINGS
 WeakHashMachine.TestCase.settings = SETTINGS
