@@ -179,3 +179,37 @@ def test_readers_beside_one_writer_see_whole_operations(store: PageStore) -> Non
         thread.join()
     assert errors == []
     index.verify()
+
+
+def test_warm_lookups_decode_nothing_and_writes_keep_the_decoded_bucket(
+    store: PageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from index_db.hash import _codec
+
+    index = HashIndex.create(store)
+    model = {b"k%d" % i: b"v%d" % i for i in range(2000)}
+    for key, value in model.items():
+        index.put(key, value)
+    for key in model:  # every bucket decoded (or kept by its last write) once
+        index.get(key)
+    decodes: list[int] = []
+    real = _codec.decode_bucket
+
+    def counting(payload: bytes, page_id: int, max_depth: int) -> _codec.Bucket:
+        decodes.append(page_id)
+        return real(payload, page_id, max_depth)
+
+    monkeypatch.setattr(_codec, "decode_bucket", counting)
+    for key, value in model.items():
+        assert index.get(key) == value
+    index.put(b"k1", b"new")  # a write re-sets extra: the next lookup still decodes nothing
+    index.delete(b"k2")
+    assert index.get(b"k1") == b"new" and index.get(b"k2") is None
+    assert decodes == []
+    small = PageStore.memory(pool_pages=4)
+    cold = HashIndex.create(small)
+    for key, value in model.items():
+        cold.put(key, value)
+    decodes.clear()
+    assert all(cold.get(key) == value for key, value in model.items())
+    assert decodes, "evicted buckets are decoded again from their bytes"
