@@ -40,6 +40,7 @@ CHUNK = 256
 HEURISTIC_POOL = 3
 EXPAND = 4
 Int64Array = npt.NDArray[np.int64]
+_VECDOT = getattr(np, "vecdot", None)  # numpy >= 2.0
 
 
 def batch_insert(graph: Graph, slots: Int64Array, levels: Int64Array) -> None:
@@ -158,7 +159,8 @@ def _beam(
         flat_visited[hits] = True
         touched.append(hits)
         new_d = np.full(nb.shape, np.inf, np.float32)
-        new_d[r, c] = _dist(store, queries[rows[active[r]]], nb[r, c], euclidean)
+        asked = np.take(queries, np.take(rows, np.take(active, r)), axis=0)
+        new_d[r, c] = _dist(store, asked, nb[r, c], euclidean)
         better = (new_d < worst[:, None]).any(axis=1)
         if not better.any():
             continue
@@ -176,11 +178,20 @@ def _beam(
     return np.take_along_axis(out_ids, order, axis=1), np.take_along_axis(out_d, order, axis=1)
 
 
+def _rowdot(left: F32Array, right: F32Array) -> F32Array:
+    """``sum(left * right, axis=1)``: numpy 2's vecdot where present (about 2x einsum)."""
+    if _VECDOT is not None:
+        result: F32Array = _VECDOT(left, right)
+        return result
+    summed: F32Array = np.einsum("ij,ij->i", left, right)
+    return summed
+
+
 def _dist(store: VectorStore, queries: F32Array, ids: Int64Array, euclidean: bool) -> F32Array:
     """Row-wise internal distance between ``queries[i]`` and the vector of ``ids[i]``."""
-    dots: F32Array = np.einsum("ij,ij->i", store.vectors[ids], queries)
+    dots: F32Array = _rowdot(np.take(store.vectors, ids, axis=0), queries)
     if euclidean:
-        q2: F32Array = np.einsum("ij,ij->i", queries, queries)
+        q2: F32Array = _rowdot(queries, queries)
         result: F32Array = store.sqnorm[ids] - 2.0 * dots + q2
         return result
     negated: F32Array = -dots
