@@ -202,7 +202,7 @@ def test_filters_predicate_and_set(cls):
     query = data[0]
     evens = index.search(query, 10, filter=lambda i: i % 2 == 0)
     assert len(evens) == 10 and all(i % 2 == 0 for i, _ in evens)
-    allowed = {3, 77, 250, 399, "absent", 10_000}
+    allowed = {3, 77, 250, 399, "absent", 10_000, True, 2.0}  # True and 2.0 match nothing
     result = index.search(query, 10, filter=allowed)
     assert {i for i, _ in result} == {3, 77, 250, 399}
     exact = FlatIndex(8, "euclidean")

@@ -177,7 +177,7 @@ class VectorIndexBase:
             return np.asarray(keep, dtype=np.int64)
         if isinstance(search_filter, (str, bytes)) or not isinstance(search_filter, Collection):
             raise TypeError("filter must be a predicate, a collection of ids or None")
-        slots = [idmap.get(i) for i in search_filter if isinstance(i, (int, str))]
+        slots = [idmap.get(i) for i in search_filter if _is_id(i)]
         return np.unique(np.asarray([s for s in slots if s is not None], dtype=np.int64))
 
     def _exact(self, query: F32Array, k: int, slots: SlotArray) -> list[tuple[VectorId, float]]:
@@ -209,3 +209,8 @@ class VectorIndexBase:
 
     def _check_search(self, query: object, k: int) -> tuple[F32Array, int]:
         return self._store.prepare_one(query, what="query"), check_k(k)
+
+
+def _is_id(value: object) -> bool:
+    """Whether ``value`` can be an id (``True`` must not match id ``1`` in a filter)."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
