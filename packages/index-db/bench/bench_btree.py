@@ -9,6 +9,7 @@ ending with ``verify()`` clean and the tree equal to the model.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import statistics
@@ -47,7 +48,7 @@ def main() -> None:
                 os.unlink(path)
             with PageStore.open(path, pool_pages=pool) as store:
                 tree = BTree.create(store)
-                tree.bulk_load((key, VALUE) for key in keys)
+                tree.bulk_load(zip(keys, itertools.repeat(VALUE)))
                 store.checkpoint(tree.meta())
 
         rate = median_rate(3, len(keys), load)
