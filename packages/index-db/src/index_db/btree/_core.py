@@ -6,7 +6,7 @@ Theory of operation
 two node caches. Leaves are cached in page-db's per-frame ``extra`` slot: a read guard on
 a warm leaf returns the decoded :class:`Leaf` and nothing is decoded. Branches are cached
 in a dict on the tree (``branches``), so a warm descent touches no read guard above the
-leaf level; branches are a small fraction of the pages (about one per 300 leaves with
+leaf level; branches are a small fraction of the pages (about one per 400 leaves with
 16-byte keys) and change only under the tree latch, so the dict is exact. A write guard
 drops ``extra``; every writer re-sets it to the node it just encoded.
 
