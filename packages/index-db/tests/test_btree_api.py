@@ -362,3 +362,21 @@ def test_bulk_load_across_chunks_with_overflow_values(store: PageStore) -> None:
     assert list(tree.range()) == items
     with pytest.raises(TypeError, match="pairs"):
         BTree.create(store).bulk_load([(b"a", b"1", b"extra")])  # type: ignore[list-item]
+
+
+def test_warm_lookups_decode_nothing(store: PageStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = BTree.create(store)
+    model = fill(tree, 3000, size=100)
+    for key in model:  # warm: every node decoded once and cached
+        tree.get(key)
+
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("a warm lookup decoded a page")
+
+    from index_db.btree import _core
+
+    monkeypatch.setattr(_core, "decode_leaf", no_decoding)
+    monkeypatch.setattr(_core, "decode_branch", no_decoding)
+    for key, value in model.items():
+        assert tree.get(key) == value
+    assert len(list(tree.range())) == len(model)
