@@ -28,7 +28,7 @@ from index_db import FlatIndex, HNSWIndex
 DIM = 128
 QUERIES = 200
 K = 10
-EF_LADDER = (32, 48, 64, 96, 128, 192, 256, 384)
+EF_LADDER = (32, 64, 128, 192, 256, 384, 512, 768, 1024)
 
 
 def unit(count: int, seed: int) -> np.ndarray:

@@ -36,7 +36,7 @@ from ._base import VectorStore
 from ._common import F32Array
 from ._graph import Graph, Layer
 
-CHUNK = 256
+CHUNK = 32
 HEURISTIC_POOL = 3
 EXPAND = 4
 Int64Array = npt.NDArray[np.int64]
