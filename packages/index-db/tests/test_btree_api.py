@@ -13,6 +13,7 @@ from index_db import (
     BTree,
     CorruptIndexError,
     IndexUsageError,
+    IteratorInvalidatedError,
     KeyTooLargeError,
     ValueTooLargeError,
 )
@@ -380,3 +381,27 @@ def test_warm_lookups_decode_nothing(store: PageStore, monkeypatch: pytest.Monke
     for key, value in model.items():
         assert tree.get(key) == value
     assert len(list(tree.range())) == len(model)
+
+
+def test_a_failed_write_makes_the_tree_refuse_use(
+    store: PageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = BTree.create(store)
+    for n in range(3000):
+        tree.put(b"%05d" % n, b"v" * 50)
+    scan = tree.range()
+    next(scan)
+
+    def failing_write(page_id: int) -> object:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(store, "write", failing_write)
+    with pytest.raises(OSError):
+        tree.put(b"new", b"value")
+    monkeypatch.undo()
+    with pytest.raises(IndexUsageError, match="reopen"):
+        tree.get(b"00001")
+    with pytest.raises(IndexUsageError):
+        tree.put(b"x", b"y")
+    with pytest.raises(IteratorInvalidatedError):
+        list(scan)
