@@ -177,3 +177,16 @@ def test_verify_detects_a_broken_graph():
     index._graph.layers[0].adj[3, 0] = 3  # a self link
     with pytest.raises(CorruptIndexError, match="itself"):
         index.verify()
+
+
+def test_predicate_called_at_most_once_per_id_per_search(built):
+    data, index, _ = built
+    calls: dict[int, int] = {}
+
+    def rare(vector_id):
+        calls[vector_id] = calls.get(vector_id, 0) + 1
+        return vector_id % 500 == 7  # 4 of 2000 ids qualify: the exact fallback runs
+
+    result = index.search(data[0], 10, filter=rare)
+    assert sorted(i for i, _ in result) == [7, 507, 1007, 1507]
+    assert max(calls.values()) == 1

@@ -14,10 +14,11 @@ Search descends greedily through the upper layers and runs a beam search of widt
   most 1/:data:`SELECTIVE_RATIO` of the index) is answered exactly by brute force over
   those ids;
 - otherwise (a large allowed set, or a predicate) the beam is widened in proportion to the
-  filter's selectivity and, if fewer than ``k`` qualifying results come back, widened
-  4x at a time; when the beam would exceed the index the search falls back to exact search
-  over every qualifying id. So a filtered search returns ``k`` results whenever at least
-  ``k`` ids qualify.
+  filter's selectivity (sets) and, if fewer than ``k`` qualifying results come back,
+  widened 4x at a time, at most :data:`WIDENINGS` times; after that the search falls back
+  to exact search over every qualifying id (a predicate is then called on the ids it has
+  not judged yet: at most once per id per search). So a filtered search returns ``k``
+  results whenever at least ``k`` ids qualify.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ._snapshot import Decoded, GraphArrays, decode
 BATCH_MIN = 64
 EXACT_FILTER_MAX = 2048
 SELECTIVE_RATIO = 20
+WIDENINGS = 2
 MAX_M = 512
 MAX_EF = 1 << 20
 
@@ -215,7 +217,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         if k == 0 or len(self) == 0:
             return []
         if filter is None:
-            return self._results(self._graph.search(prepared, beam), k, None)
+            return self._results(self._graph.search(prepared, beam), k)
         if callable(filter):
             return self._search_predicate(prepared, k, beam, filter)
         allowed = self._allowed_slots(filter)
@@ -248,7 +250,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
     ) -> list[tuple[VectorId, float]]:
         assert callable(qualifies)
         verdicts: dict[int, bool] = {}
-        while True:
+        for _ in range(WIDENINGS + 1):
             found = self._graph.search(query, beam)
             kept = []
             for dist, slot in found:
@@ -257,18 +259,17 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
                 if verdicts[slot]:
                     kept.append((dist, slot))
                     if len(kept) == k:
-                        return self._results(kept, k, None)
+                        return self._results(kept, k)
             if beam >= len(self):
                 break
             beam = min(len(self), beam * 4)
         if allowed is None:
-            live = self._idmap.live_slots()
-            allowed = np.asarray([s for s in live.tolist() if qualifies(s)], dtype=np.int64)
+            live = self._idmap.live_slots().tolist()
+            passing = [s for s in live if (verdicts[s] if s in verdicts else qualifies(s))]
+            allowed = np.asarray(passing, dtype=np.int64)
         return self._exact(query, k, allowed)
 
-    def _results(
-        self, found: list[tuple[float, int]], k: int, _unused: None
-    ) -> list[tuple[VectorId, float]]:
+    def _results(self, found: list[tuple[float, int]], k: int) -> list[tuple[VectorId, float]]:
         top = found[:k]
         scores = distances_to_scores(self._metric, np.array([d for d, _ in top]))
         ids = self._idmap.ids
