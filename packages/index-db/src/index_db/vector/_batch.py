@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from ._base import VectorStore
 from ._common import F32Array
-from ._graph import Graph, Layer
+from ._graph import Graph, Layer, heuristic_mask
 
 CHUNK = 32
 HEURISTIC_POOL = 3
@@ -214,7 +214,7 @@ def _connect(graph: Graph, level: int, new: Int64Array, ids: Int64Array, dists: 
     order = np.argsort(dists, axis=1, kind="stable")[:, :pool]
     cand = np.take_along_axis(ids, order, axis=1)
     cand_d = np.take_along_axis(dists, order, axis=1)
-    kept = _heuristic(graph, cand, cand_d, m)
+    kept = heuristic_mask(graph.store, cand, cand_d, m)
     first = np.argsort(~kept, axis=1, kind="stable")[:, : layer.width]
     sel = np.take_along_axis(np.where(kept, cand, -1), first, axis=1)
     sel_d = np.take_along_axis(np.where(kept, cand_d, np.inf), first, axis=1)
@@ -227,26 +227,6 @@ def _connect(graph: Graph, level: int, new: Int64Array, ids: Int64Array, dists: 
     layer.adj_d[rows] = sel_d
     src, col = np.nonzero(sel >= 0)
     _reverse_links(layer, new[src], sel[src, col], sel_d[src, col])
-
-
-def _heuristic(graph: Graph, cand: Int64Array, cand_d: F32Array, m: int) -> npt.NDArray[np.bool_]:
-    """Vectorised HNSW heuristic: keep a candidate closer to the node than to any kept one."""
-    store = graph.store
-    safe = np.maximum(cand, 0)
-    vecs = store.vectors[safe]
-    pairs = -np.matmul(vecs, vecs.transpose(0, 2, 1))
-    if store.metric == 1:
-        norms = store.sqnorm[safe]
-        pairs = norms[:, :, None] + norms[:, None, :] + 2.0 * pairs
-    valid = cand >= 0
-    kept = np.zeros(cand.shape, dtype=bool)
-    count = np.zeros(cand.shape[0], dtype=np.int64)
-    for j in range(cand.shape[1]):
-        blocked = ((pairs[:, j, :j] <= cand_d[:, j : j + 1]) & kept[:, :j]).any(axis=1)
-        ok = valid[:, j] & ~blocked & (count < m)
-        kept[:, j] = ok
-        count += ok
-    return kept
 
 
 def _reverse_links(layer: Layer, src: Int64Array, dst: Int64Array, dist: F32Array) -> None:

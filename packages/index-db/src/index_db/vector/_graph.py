@@ -360,19 +360,67 @@ class Graph:
                 self.max_level = int(self.levels[self.entry])
 
     def _unlink(self, level: int, slot: int) -> None:
+        """Drop ``slot`` from the layer; every node that linked to it re-selects its list,
+        by the heuristic, from its other neighbours plus ``slot``'s (all rows at once)."""
         layer = self.layers[level]
         orphans = layer.neighbours(slot).astype(np.int64)
         layer.detach(slot)
         hit_rows = np.nonzero((layer.adj == slot).any(axis=1))[0]
-        if layer.row_of is None:
-            pointers = hit_rows
+        if not hit_rows.size:
+            return
+        pointers: npt.NDArray[np.int64] = hit_rows.astype(np.int64)
+        rows = pointers
+        if layer.row_of is not None:
+            pointers = np.nonzero(np.isin(layer.row_of, hit_rows))[0].astype(np.int64)
+            rows = layer.row_of[pointers].astype(np.int64)
+        current = layer.adj[rows].astype(np.int64)
+        current[current == slot] = -1
+        extra = np.repeat(orphans[None, :], pointers.size, axis=0)
+        known = (extra[:, :, None] == current[:, None, :]).any(axis=2)
+        extra[known | (extra == pointers[:, None])] = -1
+        cand = np.concatenate([current, extra], axis=1)
+        dists = self._row_distances(pointers, cand)
+        order = np.argsort(dists, axis=1, kind="stable")
+        cand = np.take_along_axis(cand, order, axis=1)
+        dists = np.take_along_axis(dists, order, axis=1)
+        kept = heuristic_mask(self.store, cand, dists, layer.width)
+        first = np.argsort(~kept, axis=1, kind="stable")[:, : layer.width]
+        layer.adj[rows] = np.take_along_axis(np.where(kept, cand, -1), first, axis=1)
+        layer.adj_d[rows] = np.take_along_axis(np.where(kept, dists, np.inf), first, axis=1)
+
+    def _row_distances(self, nodes: npt.NDArray[np.int64], cand: npt.NDArray[np.int64]) -> F32Array:
+        """Distance from ``nodes[i]`` to each ``cand[i, j]`` (+inf where ``cand`` is -1)."""
+        store = self.store
+        safe = np.maximum(cand, 0)
+        dots = np.einsum("pcd,pd->pc", store.vectors[safe], store.vectors[nodes])
+        if store.metric == 1:
+            dists = store.sqnorm[safe] - 2.0 * dots + store.sqnorm[nodes][:, None]
         else:
-            pointers = np.nonzero(np.isin(layer.row_of, hit_rows))[0]
-        for node in pointers.tolist():
-            current = layer.neighbours(node).astype(np.int64)
-            current = current[current != slot]
-            extra = np.setdiff1d(orphans, np.append(current, node))
-            candidates = np.concatenate([current, extra])
-            dists = self.store.distances(self.store.vectors[node], candidates)
-            kept = self.select(candidates, dists.astype(np.float32), layer.width)
-            layer.set_list(node, candidates[kept], dists[kept])
+            dists = -dots
+        result: F32Array = np.where(cand >= 0, dists, np.inf).astype(np.float32)
+        return result
+
+
+def heuristic_mask(
+    store: VectorStore, cand: npt.NDArray[np.int64], cand_d: F32Array, m: int
+) -> npt.NDArray[np.bool_]:
+    """Vectorised HNSW heuristic over rows of candidates sorted by distance (``-1`` = none).
+
+    Keeps, per row, up to ``m`` candidates each closer to the row's node than to every
+    candidate kept before it.
+    """
+    safe = np.maximum(cand, 0)
+    vecs = store.vectors[safe]
+    pairs = -np.matmul(vecs, vecs.transpose(0, 2, 1))
+    if store.metric == 1:
+        norms = store.sqnorm[safe]
+        pairs = norms[:, :, None] + norms[:, None, :] + 2.0 * pairs
+    valid = cand >= 0
+    kept = np.zeros(cand.shape, dtype=bool)
+    count = np.zeros(cand.shape[0], dtype=np.int64)
+    for j in range(cand.shape[1]):
+        blocked = ((pairs[:, j, :j] <= cand_d[:, j : j + 1]) & kept[:, :j]).any(axis=1)
+        ok = valid[:, j] & ~blocked & (count < m)
+        kept[:, j] = ok
+        count += ok
+    return kept
