@@ -235,7 +235,7 @@ class Graph:
         full = len(best) >= ef
         worst = -best[0][0] if full else math.inf
         heappush, heappop, heapreplace = heapq.heappush, heapq.heappop, heapq.heapreplace
-        take = np.take  # a row gather by np.take is faster than fancy indexing
+        take = vectors.take  # a row gather by take() is faster than fancy indexing
         while candidates:
             dist, node = heappop(candidates)
             if dist > worst:
@@ -246,9 +246,9 @@ class Graph:
                 continue
             stamp[fresh] = epoch
             if euclidean:
-                fresh_d = sqnorm[fresh] - take(vectors, fresh, axis=0) @ probe
+                fresh_d = sqnorm[fresh] - take(fresh, axis=0) @ probe
             else:
-                fresh_d = take(vectors, fresh, axis=0) @ probe
+                fresh_d = take(fresh, axis=0) @ probe
             if full:
                 keep = fresh_d < worst
                 fresh = fresh[keep]
