@@ -5,7 +5,9 @@ Theory of operation
 Vectors live in the shared matrix (see ``_base``); the graph (see ``_graph``) links their
 slots. :meth:`HNSWIndex.add` and :meth:`HNSWIndex.upsert` insert one node the classic way;
 :meth:`HNSWIndex.add_batch` of at least :data:`BATCH_MIN` new vectors builds in lock-step
-batches (see ``_batch``), which produces the same kind of graph many times faster.
+batches (see ``_batch``): a graph of the same recall, built about twice as fast (6,000
+random unit vectors of dimension 128, M=32, ef_construction=64: 960 against 440 vectors/s,
+recall@10 0.975 against 0.970 at ef=128).
 
 Search descends greedily through the upper layers and runs a beam search of width
 ``max(ef, k)`` in layer 0. Filters are applied to the results, never to navigation:
