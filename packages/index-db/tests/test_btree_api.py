@@ -332,6 +332,7 @@ def test_verify_reports_leaked_pages(store: PageStore, tree: BTree) -> None:
 def test_works_without_cached_extra_as_on_page_db_1_0(store: PageStore) -> None:
     tree = BTree.create(store)
     tree._core.peek = lambda pid: None  # what TreeCore uses when page-db lacks cached_extra
+    tree._core.peek_unlocked = None  # ... and without peek_extra: every get is latched
     model = fill(tree, 1500, size=300)
     for key in sorted(model)[::3]:
         tree.delete(key)

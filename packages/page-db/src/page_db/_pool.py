@@ -168,6 +168,36 @@ class BufferPool(ABC):
             self._hits += 1
             return frame.extra
 
+    def peek_extra(self, page_id: int) -> Any:
+        """As :meth:`cached_extra` but lock-free: no lock, no pin, no policy touch, no hit.
+
+        For a reader that validates what it gets (index-db's optimistic B+tree lookups).
+        Under the GIL a dict lookup and two attribute reads are each atomic, but another
+        thread may evict or reload pages between them, so in a rare race (the frame handed
+        to another page and back between two bytecodes) the object returned may belong to
+        another page: the caller must check it is the one for ``page_id`` (index-db's nodes
+        record their page id). The use is invisible to the replacement policy; a caller
+        that peeks at hot pages should take :meth:`cached_extra` or a guard now and then.
+
+        Args:
+            page_id: a page id; one not in the pool (or not allocated) gives ``None``.
+
+        Returns:
+            The object stored in ``extra`` for this page, or ``None``.
+
+        Raises:
+            StoreClosedError, StorePoisonedError: the store is closed or poisoned.
+        """
+        if self._failure is not None:
+            raise self._failure
+        frame = self._resident.get(page_id)
+        if frame is None:
+            return None
+        extra = frame.extra
+        if frame.page_id != page_id:
+            return None
+        return extra
+
     def write(self, page_id: int) -> PageWriteGuard:
         """Pin a page for writing: ``with store.write(pid) as page:``.
 

@@ -10,10 +10,13 @@ leaf level; branches are a small fraction of the pages (about one per 400 leaves
 16-byte keys) and change only under the tree latch, so the dict is exact. A write guard
 drops ``extra``; every writer re-sets it to the node it just encoded.
 
-Latching. One mutex (``latch``) is held for each whole operation (get, put, delete, one
-leaf batch of an iterator, verify). Readers therefore exclude the writer and each other,
-but CPython's GIL would serialise their pure-Python work anyway, and a plain lock costs a
-fraction of a microsecond where a shared/exclusive latch costs several. ``shape`` counts
+Latching. One mutex (``latch``) is held for each whole operation (put, delete, one leaf
+batch of an iterator, verify, and a get that falls back). A plain lock costs a fraction of
+a microsecond where a shared/exclusive latch costs several, and the GIL serialises the
+pure-Python work anyway. ``get`` first tries without it: ``version`` is a seqlock that a
+writer makes odd before changing anything and even after (``begin_write`` / ``end_write``),
+and a reader keeps an answer only if it saw the same even version before and after.
+``shape`` counts
 structural changes (splits, merges, redistributions, bulk loads); an iterator that sees it
 change re-descends from the last key it returned.
 
@@ -24,6 +27,7 @@ itself broken and refuses further use; reopen it from the last checkpoint.
 
 from __future__ import annotations
 
+import sys
 import threading
 from bisect import bisect_right as _bisect_right
 from collections.abc import Callable
@@ -36,6 +40,9 @@ from . import _layout as L
 from ._node import Branch, Leaf, decode_branch, decode_leaf, encode_branch, encode_leaf
 
 __all__ = ["TreeCore", "BRANCH_CACHE_LIMIT"]
+
+_GIL = bool(getattr(sys, "_is_gil_enabled", lambda: True)())
+"""Optimistic lookups rely on the GIL's atomic list and attribute accesses."""
 
 BRANCH_CACHE_LIMIT = 1 << 16
 """Branches kept decoded on the tree before the dict is cleared and refilled."""
@@ -62,9 +69,16 @@ class TreeCore:
         self.latch = threading.Lock()
         self.shape = 0
         self.broken: BaseException | None = None
+        # Seqlock for the optimistic lookups: a writer makes it odd before changing
+        # anything and even again after; a failed write leaves it odd for good.
+        self.version = 0
+        self.ticks = 0
         # page-db >= 1.1 peeks at a resident page's ``extra`` without a guard's pin and
         # unpin; with 1.0 every leaf access takes a read guard.
         self.peek: Callable[[int], Any] = getattr(store, "cached_extra", _no_peek)
+        self.peek_unlocked: Callable[[int], Any] | None = (
+            getattr(store, "peek_extra", None) if _GIL else None
+        )
 
     # --- state -----------------------------------------------------------------------
     def check_usable(self) -> None:
@@ -75,6 +89,15 @@ class TreeCore:
                 f"({type(self.broken).__name__}: {self.broken}); reopen it from the "
                 "last checkpoint"
             )
+
+    def begin_write(self) -> None:
+        """Enter a write (latch held): optimistic readers now fall back to the latch."""
+        self.version += 1
+
+    def end_write(self) -> None:
+        """Leave a write; a broken tree keeps ``version`` odd so every reader takes the latch."""
+        if self.broken is None:
+            self.version += 1
 
     def check_iterable(self) -> None:
         """As :meth:`check_usable`, for an iterator between batches."""

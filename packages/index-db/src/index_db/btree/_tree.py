@@ -2,8 +2,10 @@
 
 Theory of operation
 -------------------
-A lookup descends the cached branches (no page guard above the leaf level), takes one
-read guard on the leaf, and finds the key by ``bisect`` in the leaf's decoded key list.
+A lookup descends the cached branches (no page guard above the leaf level), peeks at the
+leaf's decoded form in its page-db frame, and finds the key by ``bisect`` in the leaf's
+decoded key list — without the tree latch, validated by ``TreeCore.version`` (a seqlock:
+see :meth:`BTree.get`), falling back to the latch when anything was not cached or changed.
 A put or delete descends the same way recording the path, then changes the leaf *in
 place* under one write guard (see :mod:`._node`); only when the leaf would overflow, or a
 non-root node drops under a quarter full, does :func:`._rebalance.fix_up` split, merge or
@@ -38,6 +40,7 @@ __all__ = ["BTree"]
 
 _SLOT_UNPACK = L.SLOT.unpack_from
 _MISSING: Any = object()
+_TOUCH_EVERY = 15  # an optimistic get refreshes its leaf in page-db's policy 1 time in 16
 
 
 def _bytes_arg(value: object, what: str) -> bytes:
@@ -174,6 +177,43 @@ class BTree:
         if type(key) is not bytes:
             key = _bytes_arg(key, "key")
         core = self._core
+        version = core.version
+        peek = core.peek_unlocked
+        if version & 1 or peek is None:
+            return self._get_latched(key, default)
+        # Optimistic: no latch. Only cached nodes are read, and the answer counts only if
+        # no write began or ended meanwhile (``version`` unchanged and even); anything
+        # else — a miss, an overflow value, an exception from a node caught mid-change —
+        # retries under the latch.
+        try:
+            pid = core.root
+            level = core.height - 1
+            branches = core.branches
+            while level:
+                node = branches[pid]
+                pid = node.children[bisect_right(node.keys, key)]
+                level -= 1
+            leaf = peek(pid)
+            if leaf.__class__ is Leaf and leaf.pid == pid:
+                keys = leaf.keys
+                i = bisect_left(keys, key)
+                if i == len(keys) or keys[i] != key:
+                    val = default
+                else:
+                    val = leaf.vals[i]
+                    if type(val) is not bytes:
+                        val = _MISSING
+                if core.version == version and val is not _MISSING:
+                    ticks = core.ticks = core.ticks + 1
+                    if not ticks & _TOUCH_EVERY:
+                        core.peek(pid)  # tell the replacement policy the leaf is in use
+                    return val
+        except Exception:  # a node seen mid-change: retry under the latch
+            pass
+        return self._get_latched(key, default)
+
+    def _get_latched(self, key: bytes, default: Any) -> Any:
+        core = self._core
         with core.latch:
             if core.broken is not None:
                 core.check_usable()
@@ -216,11 +256,14 @@ class BTree:
             self._value(value)
         with core.latch:
             core.check_usable()
+            core.begin_write()
             try:
                 self._put(key, value)
             except BaseException as exc:
                 core.broken = exc
                 raise
+            finally:
+                core.end_write()
 
     def _put(self, key: bytes, value: bytes) -> None:
         core = self._core
@@ -278,11 +321,14 @@ class BTree:
         core = self._core
         with core.latch:
             core.check_usable()
+            core.begin_write()
             try:
                 return self._delete(key)
             except BaseException as exc:
                 core.broken = exc
                 raise
+            finally:
+                core.end_write()
 
     def _delete(self, key: bytes) -> bool:
         core = self._core
@@ -377,7 +423,11 @@ class BTree:
             core.check_usable()
             if core.count or core.height != 1:
                 raise IndexUsageError("bulk_load needs an empty tree")
-            return bulk_load(core, items, self._key, self._value)
+            core.begin_write()
+            try:
+                return bulk_load(core, items, self._key, self._value)
+            finally:
+                core.end_write()
 
     def verify(self, *, other_pages: int | None = 0) -> dict[str, Any]:
         """Check the whole tree from its pages (see ``docs/parts/btree-API.md``).
