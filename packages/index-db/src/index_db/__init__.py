@@ -1,13 +1,14 @@
 """index_db: the indexes of the Strata family.
 
-Distribution ``index-db``. Skeleton: nothing is implemented yet; see Phase 3 of
-ROADMAP.md at the repository root. This package will own:
+Distribution ``index-db``. Three families of indexes, each in its own subpackage:
 
-- a B+tree of bytes keys to bytes values on page-db pages, with overflow pages, range and
-  prefix scans, bulk load and ``verify()``
-- a hash index on page-db pages for exact-match lookups
-- vector indexes (``FlatIndex``, ``HNSWIndex``) on numpy, saved and loaded through
-  persist-db
+- ``btree`` -- :class:`BTree`, an ordered map of bytes keys to bytes values on page-db
+  pages, with overflow pages, range and prefix scans, bulk load and ``verify()``
+- ``hash`` -- :class:`HashIndex`, extendible hashing on page-db pages for exact matches
+- ``vector`` -- :class:`FlatIndex` and :class:`HNSWIndex` on numpy, saved and loaded
+  through persist-db
+
+The surface is frozen for 1.x (docs/API.md); the bytes are in docs/FORMAT.md.
 
 Public names are exported through ``__all__``; other packages of the family may use those
 names only, never a private ``_``-prefixed module.
