@@ -13,6 +13,7 @@ from index_db.btree._node import (
     Branch,
     Leaf,
     OverflowRef,
+    branch_insert_in_place,
     decode_branch,
     decode_leaf,
     encode_branch,
@@ -108,3 +109,26 @@ def test_in_place_edits_match_the_model() -> None:
         assert back.keys == sorted(model) == leaf.keys
         assert back.vals == [model[k] for k in back.keys]
         assert back.used == leaf.used and back.garbage == leaf.garbage
+
+
+@given(
+    st.lists(st.binary(min_size=1, max_size=12), min_size=1, max_size=40, unique=True),
+    st.data(),
+)
+def test_in_place_branch_insert_matches_a_whole_encode(
+    keys: list[bytes], data: st.DataObject
+) -> None:
+    keys.sort()
+    sep = keys.pop(data.draw(st.integers(0, len(keys) - 1)))
+    node = Branch(3, 2, list(keys), list(range(10, 10 + len(keys) + 1)))
+    buf = bytearray(L.HEADER_SIZE + node.used + 6 + len(sep) + data.draw(st.integers(0, 20)))
+    encode_branch(memoryview(buf), node)
+    index = sum(k < sep for k in keys)
+    node.keys.insert(index, sep)
+    node.children.insert(index + 1, 99)
+    node.used += L.BRANCH_KEY_COST + len(sep)
+    branch_insert_in_place(memoryview(buf), node, index)
+    whole = bytearray(len(buf))
+    encode_branch(memoryview(whole), Branch(3, 2, node.keys, node.children))
+    assert bytes(buf) == bytes(whole)
+    assert decode_branch(bytes(buf), 3, 2).keys == node.keys

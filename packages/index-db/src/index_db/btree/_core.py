@@ -37,7 +37,15 @@ from page_db import InvalidPageIdError, PageStore
 
 from ..errors import CorruptIndexError, IndexUsageError, IteratorInvalidatedError
 from . import _layout as L
-from ._node import Branch, Leaf, decode_branch, decode_leaf, encode_branch, encode_leaf
+from ._node import (
+    Branch,
+    Leaf,
+    branch_insert_in_place,
+    decode_branch,
+    decode_leaf,
+    encode_branch,
+    encode_leaf,
+)
 
 __all__ = ["TreeCore", "BRANCH_CACHE_LIMIT"]
 
@@ -195,6 +203,15 @@ class TreeCore:
         """Encode ``node`` whole into its page and cache it."""
         with self.store.write(node.pid) as page:
             encode_branch(page.payload, node)
+        self.branches[node.pid] = node
+
+    def patch_branch(self, node: Branch, index: int) -> None:
+        """Write ``node`` after one separator and child were inserted at ``index``, in place.
+
+        Its page must still hold ``node`` as it was before that insert (and nothing else).
+        """
+        with self.store.write(node.pid) as page:
+            branch_insert_in_place(page.payload, node, index)
         self.branches[node.pid] = node
 
     def write_node(self, node: Leaf | Branch) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import operator
 import struct
-from itertools import accumulate, pairwise
+from itertools import accumulate, islice, pairwise
 from typing import Union
 
 from ..errors import CorruptIndexError
@@ -40,6 +40,7 @@ __all__ = [
     "Leaf",
     "OverflowRef",
     "Value",
+    "branch_insert_in_place",
     "branch_used",
     "cell_size",
     "decode_branch",
@@ -60,6 +61,8 @@ _COUNT_PACK_INTO = L.COUNT_STRUCT.pack_into
 _REF_PACK = L.OVERFLOW_REF.pack
 _REF_UNPACK = L.OVERFLOW_REF.unpack_from
 _H = L.HEADER_SIZE
+_CHILD_PACK = struct.Struct("<I").pack
+_KEYLEN_PACK = struct.Struct("<H").pack
 
 
 class OverflowRef:
@@ -306,6 +309,37 @@ def encode_branch(payload: memoryview, node: Branch) -> None:
     payload[_H:end] = body
     payload[end:] = bytes(len(payload) - end)
     node.used = len(body)
+
+
+def branch_insert_in_place(payload: memoryview, node: Branch, index: int) -> None:
+    """Bring ``payload`` up to date after separator ``index`` and child ``index + 1`` were
+    inserted into ``node`` (``node.used`` already counting them).
+
+    ``payload`` must hold ``node`` as it was before the insert; it then holds exactly the
+    bytes :func:`encode_branch` would write, for a few slices' copy instead of a re-encode.
+    """
+    n = len(node.keys)
+    sep = node.keys[index]
+    grow = L.BRANCH_KEY_COST + len(sep)
+    old_end = _H + node.used - grow
+    kids_end = _H + L.CHILD_SIZE * n  # the old node's n children
+    cut_kid = _H + L.CHILD_SIZE * (index + 1)
+    cut_len = kids_end + L.KEYLEN_SIZE * index
+    cut_key = kids_end + L.KEYLEN_SIZE * (n - 1) + sum(map(len, islice(node.keys, index)))
+    tail = b"".join(
+        (
+            _CHILD_PACK(node.children[index + 1]),
+            payload[cut_kid:cut_len],
+            _KEYLEN_PACK(len(sep)),
+            payload[cut_len:cut_key],
+            sep,
+            payload[cut_key:old_end],
+        )
+    )
+    if old_end + grow > len(payload):
+        raise AssertionError("branch does not fit its page")  # callers split first
+    payload[cut_kid : old_end + grow] = tail
+    _SLOT_PACK_INTO(payload, L.COUNT_OFFSET, n)
 
 
 def decode_branch(payload: memoryview | bytes, pid: int, level: int) -> Branch:

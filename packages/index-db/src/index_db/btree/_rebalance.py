@@ -201,8 +201,10 @@ def fix_up(core: TreeCore, path: list[Any], node: Node) -> None:
         node: the node just changed in memory (its page may not match it yet).
     """
     dirty: dict[int, Node] = {node.pid: node}
+    patched: dict[int, int] = {}  # branch pid -> index of its one in-place insert
     while True:
         if node.used > core.cap:
+            patched.pop(node.pid, None)
             right, sep = _split(core, node)
             dirty[right.pid] = right
             if not path:
@@ -215,12 +217,17 @@ def fix_up(core: TreeCore, path: list[Any], node: Node) -> None:
             parent, index = path.pop()
             parent.keys.insert(index, sep)
             parent.children.insert(index + 1, right.pid)
-            parent.used = branch_used(parent.keys)
+            parent.used += L.BRANCH_KEY_COST + len(sep)
+            if parent.pid not in dirty:
+                patched[parent.pid] = index
         elif path and node.used < core.min_fill:
             parent, index = path.pop()
+            patched.pop(node.pid, None)
+            patched.pop(parent.pid, None)
             _rebalance(core, parent, index, node, dirty)
         else:
             if not path and isinstance(node, Branch) and not node.keys:
+                patched.pop(node.pid, None)
                 core.root = node.children[0]
                 core.height -= 1
                 dirty.pop(node.pid, None)
@@ -230,4 +237,8 @@ def fix_up(core: TreeCore, path: list[Any], node: Node) -> None:
         node = parent
     core.shape += 1
     for changed in dirty.values():
-        core.write_node(changed)
+        index = patched.get(changed.pid, -1)
+        if index >= 0:
+            core.patch_branch(changed, index)  # type: ignore[arg-type]
+        else:
+            core.write_node(changed)
