@@ -7,7 +7,7 @@ import pytest
 from _vector_helpers import METRICS, clustered, recall_at, unit_vectors, unreachable_nodes
 
 from index_db import CorruptIndexError, FlatIndex, HNSWIndex, IndexUsageError
-from index_db.vector import _batch
+from index_db.vector import _batch, _search
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +190,51 @@ def test_predicate_called_at_most_once_per_id_per_search(built):
     result = index.search(data[0], 10, filter=rare)
     assert sorted(i for i, _ in result) == [7, 507, 1007, 1507]
     assert max(calls.values()) == 1
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_batched_expansion_matches_one_at_a_time(metric):
+    """The layer-0 search expanding B nodes per step returns what B=1 and the classic
+    heap search return: the same exhaustive result when ef covers the graph, and the same
+    (or better) recall at a small ef."""
+    data = clustered(400, 16, seed=31)
+    index = HNSWIndex(16, metric, M=6, ef_construction=40, seed=5)
+    index.add_batch(range(400), data)
+    exact = FlatIndex(16, metric)
+    exact.add_batch(range(400), data)
+    graph = index._graph
+    queries = [index._store.prepare_one(q) for q in clustered(20, 16, seed=32)]
+    for query in queries:
+        entries = graph.descend(query, 0)
+        classic = graph.search_layer(query, entries, 400, 0)
+        for batch in (1, 3, 16, 64):
+            got = _search.beam_search(graph, query, entries, 400, 0, batch)
+            assert [n for _, n in got] == [n for _, n in classic]
+            assert np.allclose([d for d, _ in got], [d for d, _ in classic], atol=1e-4)
+        small = graph.search_layer(query, entries, 12, 0)
+        one = _search.beam_search(graph, query, entries, 12, 0, 1)
+        assert len({n for _, n in one} & {n for _, n in small}) >= 11
+        assert all(np.diff([d for d, _ in one]) >= 0)
+    for ef in (10, 40, 160):
+        batched = recall_at(index, exact, np.asarray(queries), 10, ef=ef)  # B = ef // 16
+        want = [{n for _, n in exact.search(q, 10)} for q in queries]
+        classic = [{index._idmap.ids[n] for _, n in graph.search(q, ef)[:10]} for q in queries]
+        classic_recall = sum(len(c & w) for c, w in zip(classic, want, strict=True)) / 200
+        assert batched >= classic_recall - 0.02
+    assert _search.batch_for(8) == 1
+    assert _search.batch_for(64) == 4
+    assert _search.batch_for(10_000) == _search.BATCH_MAX
+
+
+def test_batched_search_keeps_visited_stamps_consistent(built):
+    _, index, exact = built
+    graph = index._graph
+    queries = unit_vectors(30, 32, seed=33)
+    base = recall_at(index, exact, queries, 10, ef=64)
+    assert base >= 0.9
+    for query in queries[:5]:
+        entries = graph.descend(query, 0)
+        first = _search.beam_search(graph, query, entries, 64, 0, 8)
+        again = _search.beam_search(graph, query, entries, 64, 0, 8)
+        assert first == again  # a fresh epoch per search: nothing left marked
+        assert len({n for _, n in first}) == len(first) == 64  # no duplicate slots

@@ -36,6 +36,7 @@ from ._common import F32Array, VectorId, check_id, distances_to_scores
 from ._graph import Graph
 from ._layout import TYPE_HNSW
 from ._persist import PersistMixin
+from ._search import search as graph_search
 from ._snapshot import Decoded, GraphArrays, decode
 
 BATCH_MIN = 64
@@ -219,7 +220,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         if k == 0 or len(self) == 0:
             return []
         if filter is None:
-            return self._results(self._graph.search(prepared, beam), k)
+            return self._results(graph_search(self._graph, prepared, beam), k)
         if callable(filter):
             return self._search_predicate(prepared, k, beam, filter)
         allowed = self._allowed_slots(filter)
@@ -253,7 +254,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         assert callable(qualifies)
         verdicts: dict[int, bool] = {}
         for _ in range(WIDENINGS + 1):
-            found = self._graph.search(query, beam)
+            found = graph_search(self._graph, query, beam)
             kept = []
             for dist, slot in found:
                 if slot not in verdicts:
