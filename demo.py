@@ -17,10 +17,14 @@ import tempfile
 import threading
 import time
 
+import numpy as np
+
+import index_db
 import lock_db
 import page_db
 import persist_db
 import wal_db
+from index_db import BTree, FlatIndex, HashIndex, HNSWIndex
 from lock_db import DeadlockError, LockManager, LockMode
 from page_db import CorruptPageError, PageStore
 from persist_db import Persisted
@@ -35,6 +39,54 @@ def main() -> None:
     lock_demo()
     print()
     persist_demo()
+    print()
+    index_demo()
+
+
+def index_demo() -> None:
+    print(f"index-db {index_db.__version__}")
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "index.pages")
+        with PageStore.open(path, pool_pages=4096) as store:
+            tree = BTree.create(store)
+            start = time.perf_counter()
+            tree.bulk_load((b"user:%06d" % i, b"name %d" % i) for i in range(100_000))
+            elapsed = time.perf_counter() - start
+            print(f"bulk-loaded {len(tree):,} keys in {elapsed * 1000:.0f} ms")
+            first = [key.decode() for key, _ in tree.prefix(b"user:04200")][:3]
+            last = [key.decode() for key, _ in tree.range(b"user:099998", reverse=True)][:2]
+            print(f"prefix scan: {first} ...; reverse from the end: {last}")
+            store.checkpoint(tree.meta())
+            for i in range(0, 100_000, 2):
+                tree.delete(b"user:%06d" % i)  # not checkpointed: lost at the "crash"
+            print(f"deleted half the keys ({len(tree):,} left), then the process 'crashed'")
+        with PageStore.open(path) as store:
+            tree = BTree.open(store, store.meta)
+            pages = tree.verify()["pages"]
+            print(f"reopened at the last checkpoint: {len(tree):,} keys, {pages} pages verified")
+            hashed = HashIndex.create(store)
+            for i in range(10_000):
+                hashed.put(b"session-%d" % i, b"%d" % (i * i))
+            print(f"hash index: {len(hashed):,} keys, session-77 -> {hashed.get(b'session-77')!r}")
+
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((5_000, 64)).astype(np.float32)
+    exact, approx = FlatIndex(64, "cosine"), HNSWIndex(64, "cosine")
+    exact.add_batch(range(5_000), vectors)
+    approx.add_batch(range(5_000), vectors)
+    queries = rng.standard_normal((50, 64)).astype(np.float32)
+    hits = sum(
+        len({i for i, _ in approx.search(q, 10)} & {i for i, _ in exact.search(q, 10)})
+        for q in queries
+    )
+    print(f"HNSW over 5,000 vectors: recall@10 {hits / 500:.2f} against exact search")
+    evens = approx.search(queries[0], 3, filter=lambda i: i % 2 == 0)
+    print(f"filtered to even ids: {[(i, round(score, 3)) for i, score in evens]}")
+    with tempfile.TemporaryDirectory() as directory:
+        approx.save(os.path.join(directory, "vectors.snap"))
+        again = HNSWIndex.load(os.path.join(directory, "vectors.snap"))
+        same = again.search(queries[0], 10) == approx.search(queries[0], 10)
+        print(f"saved and reloaded without a rebuild: same results {same}")
 
 
 class WordCounts:

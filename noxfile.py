@@ -33,10 +33,11 @@ OLDEST = [
     "crc32c==2.3",
     "zstandard==0.21.0",
     "lz4==4.0.0",
+    "numpy==1.24.0",
     "pytest==7.0.0",
     "hypothesis==6.80.0",
 ]
-OLDEST_PACKAGES = ["page-db", "wal-db", "lock-db", "persist"]  # the packages at 1.0
+OLDEST_PACKAGES = ["page-db", "wal-db", "lock-db", "persist", "index-db"]  # the packages at 1.0
 FUZZ_SECONDS = 15  # per atheris target in the default run; `nox -s fuzz -- 600` for longer
 
 nox.options.sessions = [
