@@ -40,6 +40,7 @@ from .errors import PageError, PageUsageError, PoolExhaustedError
 
 __all__ = ["Frame", "BufferPool", "PageReadGuard", "PageWriteGuard"]
 
+_get_ident = threading.get_ident
 _COMPACT_AFTER = 64  # pins taken on one frame before released ones are folded in
 
 
@@ -206,7 +207,8 @@ class BufferPool(ABC):
         Raises as for :meth:`read`.
         """
         with self._lock:
-            self._check_writable()
+            if self._failure is not None or self._read_only:
+                self._check_writable()
             frame = self._resident.get(page_id)
             if frame is None:
                 frame = self._load(page_id)
@@ -217,8 +219,9 @@ class BufferPool(ABC):
             frame.extra = None
             frame.pins += 1
             self._active_writers += 1
-            ident = threading.get_ident()
-            self._writer_threads[ident] = self._writer_threads.get(ident, 0) + 1
+            ident = _get_ident()
+            writers = self._writer_threads
+            writers[ident] = writers.get(ident, 0) + 1
             return frame.writer
 
     def _load(self, page_id: int) -> Frame:
@@ -236,12 +239,13 @@ class BufferPool(ABC):
         with self._lock:
             frame.pins -= 1
             self._active_writers -= 1
-            ident = threading.get_ident()
-            left = self._writer_threads[ident] - 1
+            ident = _get_ident()
+            writers = self._writer_threads
+            left = writers[ident] - 1
             if left:
-                self._writer_threads[ident] = left
+                writers[ident] = left
             else:
-                del self._writer_threads[ident]
+                del writers[ident]
             if not self._active_writers and self._checkpoint_waiters:
                 self._cond.notify_all()
 

@@ -168,8 +168,10 @@ class TreeCore:
             path.append((node, index))
             pid = node.children[index]
             level -= 1
-        leaf = self.peek(pid)
-        if leaf.__class__ is not Leaf:
+        # The lock-free peek is exact here (writers hold the latch) but for page-db's
+        # documented race with eviction, which the page id check catches.
+        leaf = (self.peek_unlocked or self.peek)(pid)
+        if leaf.__class__ is not Leaf or leaf.pid != pid:
             leaf = self.leaf(pid)
         return leaf, path
 

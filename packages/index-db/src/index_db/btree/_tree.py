@@ -39,6 +39,9 @@ from ._verify import verify_tree
 __all__ = ["BTree"]
 
 _SLOT_UNPACK = L.SLOT.unpack_from
+_SLOT0 = L.HEADER_SIZE
+_CELL_HEADER = L.CELL_HEADER_SIZE
+_CELL_OVERHEAD = L.SLOT_SIZE + L.CELL_HEADER_SIZE
 _MISSING: Any = object()
 _TOUCH_EVERY = 15  # an optimistic get refreshes its leaf in page-db's policy 1 time in 16
 
@@ -255,8 +258,9 @@ class BTree:
         elif len(value) > L.MAX_VALUE_SIZE:
             self._value(value)
         with core.latch:
-            core.check_usable()
-            core.begin_write()
+            if core.broken is not None:
+                core.check_usable()
+            core.version += 1  # begin_write, inlined on this hot path
             try:
                 self._put(key, value)
             except BaseException as exc:
@@ -272,7 +276,7 @@ class BTree:
         i = bisect_left(keys, key)
         found = i < len(keys) and keys[i] == key
         stored: Value = value
-        if L.SLOT_SIZE + L.CELL_HEADER_SIZE + len(key) + len(value) > core.max_cell:
+        if _CELL_OVERHEAD + len(key) + len(value) > core.max_cell:
             stored = OverflowRef(write_chain(self._store, value), len(value))
         old: Value | None = None
         fix = False
@@ -281,8 +285,7 @@ class BTree:
             if found:
                 old = leaf.vals[i]
                 if type(old) is bytes and stored.__class__ is bytes and len(old) == len(value):
-                    off = _SLOT_UNPACK(payload, L.HEADER_SIZE + 2 * i)[0]
-                    off += L.CELL_HEADER_SIZE + len(key)
+                    off = _SLOT_UNPACK(payload, _SLOT0 + 2 * i)[0] + _CELL_HEADER + len(key)
                     payload[off : off + len(value)] = value
                     leaf.vals[i] = value
                     page.extra = leaf
