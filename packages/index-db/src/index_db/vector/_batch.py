@@ -56,19 +56,21 @@ def batch_insert(graph: Graph, slots: Int64Array, levels: Int64Array) -> None:
     for slot, level in zip(slots[done:].tolist(), levels[done:].tolist(), strict=True):
         for lvl in range(level + 1):
             graph.layers[lvl].attach(slot)
+    visited = np.zeros((CHUNK, graph.levels.shape[0] + 1), dtype=bool)
+    visited[:, -1] = True  # _beam leaves it clear again: one bitmap serves every chunk
     while done < slots.shape[0]:
         size = max(1, min(CHUNK, live, slots.shape[0] - done))
-        _insert_chunk(graph, slots[done : done + size], levels[done : done + size])
+        _insert_chunk(graph, slots[done : done + size], levels[done : done + size], visited)
         done += size
         live += size
 
 
-def _insert_chunk(graph: Graph, slots: Int64Array, levels: Int64Array) -> None:
+def _insert_chunk(
+    graph: Graph, slots: Int64Array, levels: Int64Array, visited: npt.NDArray[np.bool_]
+) -> None:
     store = graph.store
     queries = store.vectors[slots]
     entry = np.full(slots.shape[0], graph.entry, dtype=np.int64)
-    visited = np.zeros((slots.shape[0], graph.levels.shape[0] + 1), dtype=bool)
-    visited[:, -1] = True
     top = max(graph.max_level, int(levels.max()))
     for level in range(top, -1, -1):
         full = np.nonzero(levels >= level)[0]
