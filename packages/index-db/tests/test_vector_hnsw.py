@@ -216,13 +216,13 @@ def test_batched_expansion_matches_one_at_a_time(metric):
         assert len({n for _, n in one} & {n for _, n in small}) >= 11
         assert all(np.diff([d for d, _ in one]) >= 0)
     for ef in (10, 40, 160):
-        batched = recall_at(index, exact, np.asarray(queries), 10, ef=ef)  # B = ef // 16
+        batched = recall_at(index, exact, np.asarray(queries), 10, ef=ef)  # B = ef // 8
         want = [{n for _, n in exact.search(q, 10)} for q in queries]
         classic = [{index._idmap.ids[n] for _, n in graph.search(q, ef)[:10]} for q in queries]
         classic_recall = sum(len(c & w) for c, w in zip(classic, want, strict=True)) / 200
         assert batched >= classic_recall - 0.02
-    assert _search.batch_for(8) == 1
-    assert _search.batch_for(64) == 4
+    assert _search.batch_for(_search.EF_PER_BATCH - 1) == 1
+    assert _search.batch_for(4 * _search.EF_PER_BATCH) == 4
     assert _search.batch_for(10_000) == _search.BATCH_MAX
 
 

@@ -10,7 +10,8 @@ random unit vectors of dimension 128, M=32, ef_construction=64: 960 against 440 
 recall@10 0.975 against 0.970 at ef=128).
 
 Search descends greedily through the upper layers and runs a beam search of width
-``max(ef, k)`` in layer 0. Filters are applied to the results, never to navigation:
+``max(ef, k)`` in layer 0 that expands several nodes per numpy step (see ``_search``).
+Filters are applied to the results, never to navigation:
 
 - a collection of allowed ids that is small (at most :data:`EXACT_FILTER_MAX` ids, or at
   most 1/:data:`SELECTIVE_RATIO` of the index) is answered exactly by brute force over

@@ -27,8 +27,8 @@ import numpy as np
 from ._common import F32Array
 from ._graph import Graph
 
-BATCH_MAX = 16
-EF_PER_BATCH = 16
+BATCH_MAX = 64
+EF_PER_BATCH = 8
 
 
 def search(graph: Graph, query: F32Array, ef: int) -> list[tuple[float, int]]:
@@ -94,6 +94,7 @@ def beam_search(
             stamp[fresh] = marks
             fresh = fresh[stamp[fresh] == marks]
         stamp[fresh] = epoch
+        fresh.sort()  # gather rows in slot order: kinder to the cache and prefetcher
         fresh_d = take(fresh, axis=0) @ probe
         if euclidean:
             fresh_d = sqnorm[fresh] - fresh_d
