@@ -20,7 +20,9 @@ candidates, a max-heap of the ``ef`` best found, and a visited stamp array (``st
 == epoch``). Each expanded node's neighbours are filtered and their distances computed in
 one vectorised step; only the neighbours that beat the current worst result reach the
 Python heaps. ``stamp`` has one extra last cell that always equals the epoch, so the
-``-1`` padding of an adjacency row indexes it and is treated as already visited.
+``-1`` padding of an adjacency row indexes it and is treated as already visited. Insertion
+uses this search; :class:`HNSWIndex` queries use the batched-expansion variant of
+``_search`` (several nodes expanded per numpy step) on the same stamp array.
 
 Insertion (:meth:`Graph.insert`) descends greedily from the entry point to the new node's
 level, then at each layer from there down runs a beam search of width ``ef_construction``,
