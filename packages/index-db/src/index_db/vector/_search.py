@@ -8,8 +8,9 @@ each costing far more in interpreter overhead than in arithmetic. :func:`beam_se
 keeps the beam ``W`` (the ``ef`` best found so far) as numpy arrays with an ``expanded``
 flag per entry and, per iteration, expands the ``batch`` closest *unexpanded* entries of
 ``W`` at once: their adjacency rows are gathered in one fancy-index, the unvisited
-neighbours (visited stamp array, ``stamp[slot] == epoch``) are de-duplicated, scored in one
-product, and merged into ``W`` with one ``argpartition``.
+neighbours (visited stamp array, ``stamp[slot] == epoch``) are sorted (so the row gather
+runs in slot order) and de-duplicated, scored in one product, and merged into ``W`` with
+one ``argpartition``.
 
 It stays a beam search with the classic stopping rule: a candidate that is not in ``W`` is
 farther than ``W``'s worst entry, which only ever improves, so it would never be expanded
@@ -89,12 +90,13 @@ def beam_search(
         fresh = rows[stamp[rows] != epoch]  # -1 padding reads the always-stamped last cell
         if not fresh.size:
             continue
-        if todo.size > 1:  # de-duplicate: each slot keeps the last position written
-            marks = np.arange(-1, -1 - fresh.size, -1, dtype=np.int32)
-            stamp[fresh] = marks
-            fresh = fresh[stamp[fresh] == marks]
-        stamp[fresh] = epoch
         fresh.sort()  # gather rows in slot order: kinder to the cache and prefetcher
+        if todo.size > 1:  # two expanded nodes can share a neighbour: drop the repeats
+            repeat = np.empty(fresh.size, dtype=bool)
+            repeat[0] = False
+            np.equal(fresh[1:], fresh[:-1], out=repeat[1:])
+            fresh = fresh[~repeat]
+        stamp[fresh] = epoch
         fresh_d = take(fresh, axis=0) @ probe
         if euclidean:
             fresh_d = sqnorm[fresh] - fresh_d
