@@ -8,7 +8,7 @@ CPU time is printed next to its wall time: on a shared machine the wall time als
 other processes' turns.
 
 Environment: BENCH_VECTOR_N (vectors, default 100000), BENCH_VECTOR_M and
-BENCH_VECTOR_EFC (HNSW parameters, default 32 and 64), BENCH_DIR (temporary files).
+BENCH_VECTOR_EFC (HNSW parameters, default 32 and 128), BENCH_DIR (temporary files).
 BLAS is pinned to one thread unless OPENBLAS_NUM_THREADS / OMP_NUM_THREADS say otherwise:
 a query is one small matrix-vector product, which threads only slow down on 2 cores.
 """
@@ -55,7 +55,7 @@ def recall(results: list, truth: list) -> float:
 def main() -> None:
     count = int(os.environ.get("BENCH_VECTOR_N", "100000"))
     m = int(os.environ.get("BENCH_VECTOR_M", "32"))
-    ef_construction = int(os.environ.get("BENCH_VECTOR_EFC", "64"))
+    ef_construction = int(os.environ.get("BENCH_VECTOR_EFC", "128"))
     data, queries = unit(count, 0), unit(QUERIES, 1)
     rows: list[tuple[str, str, str, str]] = []
 
