@@ -4,7 +4,7 @@ Oracle: loading arbitrary bytes as a FlatIndex or HNSWIndex payload, or applying
 operation, either succeeds or raises CorruptIndexError -- nothing else; an HNSW payload
 that loads passes verify(), and every loaded payload re-encodes to the same bytes.
 The first input byte picks the target; the seed corpus is the golden payloads of
-docs/parts/vector-FORMAT.md, so mutations start from well-formed bytes.
+docs/FORMAT.md, so mutations start from well-formed bytes.
 
     python fuzz/fuzz_vector.py -max_total_time=60
 """

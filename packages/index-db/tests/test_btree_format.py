@@ -1,4 +1,4 @@
-"""Golden vectors of the B+tree's page formats (pinned in docs/parts/btree-FORMAT.md) and
+"""Golden vectors of the B+tree's page formats (pinned in docs/FORMAT.md) and
 round trips of the node codec, including the in-place leaf edits."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The hash index's bytes: golden vectors of every page kind, and what a decoder rejects.
 
-The hex strings here are the ones in docs/parts/hash-FORMAT.md; a change to either is a
+The hex strings here are the ones in docs/FORMAT.md; a change to either is a
 format change.
 """
 

@@ -1,6 +1,6 @@
 """The B+tree of index-db: ordered bytes keys to bytes values on page-db pages.
 
-See ``docs/parts/btree-API.md`` for the surface and ``docs/parts/btree-FORMAT.md`` for the
+See ``docs/API.md`` for the surface and ``docs/FORMAT.md`` for the
 page formats.
 """
 

@@ -1,6 +1,6 @@
 """Byte layout of the B+tree's pages and meta record: every width, offset and struct.
 
-The single source of truth for the numbers in ``docs/parts/btree-FORMAT.md``. All integers
+The single source of truth for the numbers in ``docs/FORMAT.md``. All integers
 are little-endian. Offsets are relative to the page *payload* (page-db's 32-byte page
 header comes before it and is page-db's business).
 

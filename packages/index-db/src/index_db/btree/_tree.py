@@ -66,7 +66,7 @@ class BTree:
     """An ordered map of bytes keys to bytes values on page-db pages.
 
     Build one with :meth:`create` or :meth:`open`; one ``BTree`` object per tree per
-    store. All methods are thread-safe (one latch per tree; see ``docs/parts/btree-API.md``).
+    store. All methods are thread-safe (one latch per tree; see ``docs/API.md``).
     """
 
     def __init__(self, core: TreeCore) -> None:
@@ -433,7 +433,7 @@ class BTree:
                 core.end_write()
 
     def verify(self, *, other_pages: int | None = 0) -> dict[str, Any]:
-        """Check the whole tree from its pages (see ``docs/parts/btree-API.md``).
+        """Check the whole tree from its pages (see ``docs/API.md``).
 
         Args:
             other_pages: allocated pages of the store that are not this tree's; the

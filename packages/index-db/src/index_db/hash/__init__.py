@@ -16,8 +16,8 @@ Quick start::
 
 Modules: ``_layout`` (byte widths), ``_codec`` (pure page encode/decode), ``_hashing``
 (the stable hash), ``_pages`` (the only page-db I/O), ``_index`` (splits, merges, the
-public class), ``_verify``. Bytes in ``docs/parts/hash-FORMAT.md``, surface in
-``docs/parts/hash-API.md``.
+public class), ``_verify``. Bytes in ``docs/FORMAT.md``, surface in
+``docs/API.md``.
 """
 
 from ._index import HashIndex

@@ -2,7 +2,7 @@
 
 All integers are little-endian. Every page of the index starts with the same four bytes:
 magic ``b"HX"``, a page kind and the hash format version. The tables below are mirrored
-in ``docs/parts/hash-FORMAT.md``.
+in ``docs/FORMAT.md``.
 
 Root page (kind 1) — the page id the caller keeps::
 

@@ -1,6 +1,6 @@
 """Byte layout of the vector snapshot payload and of the vector operations (format 1).
 
-All integers and floats are little-endian. See ``docs/parts/vector-FORMAT.md``.
+All integers and floats are little-endian. See ``docs/FORMAT.md``.
 
 Payload: ``HEADER``, then for HNSW ``HNSW_PARAMS``, then the sections::
 

@@ -92,7 +92,7 @@ class PersistMixin:
         raise TypeError("not a vector index")  # overridden by both indexes
 
     def to_snapshot(self) -> list[bytes]:
-        """The whole index as snapshot payload chunks (format in ``vector-FORMAT.md``)."""
+        """The whole index as snapshot payload chunks (format in docs/FORMAT.md)."""
         ids, vectors, graph = self._snapshot_parts()
         return encode(INDEX_TYPES[self.kind], self._metric_code(), ids, vectors, graph)
 
