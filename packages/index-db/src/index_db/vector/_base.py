@@ -16,7 +16,7 @@ filters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, Union
 
 import numpy as np
@@ -106,6 +106,33 @@ class VectorIndexBase:
         self._metric = parse_metric(metric)
         self._store = VectorStore(self._dim, self._metric)
         self._idmap = IdMap()
+
+    def add(self, vector_id: VectorId, vector: object) -> None:
+        """Add a vector under a new id (HNSW: and link it into the graph).
+
+        Args:
+            vector_id: an int (signed 64-bit) or a str (at most 65,535 bytes of UTF-8).
+            vector: an array-like of ``dim`` real numbers.
+
+        Raises:
+            IndexUsageError: the id is already present (use :meth:`upsert` to replace), or
+                the vector has a NaN/infinite component, or is zero under cosine.
+            DimensionMismatchError: the vector does not have shape ``(dim,)``.
+            TypeError: the id is not int/str, or the vector's dtype is not a real number.
+        """
+        self.add_batch([vector_id], [self._store.prepare_one(vector)])
+
+    def upsert(self, vector_id: VectorId, vector: object) -> None:
+        """Add a vector, replacing (remove, then insert) any vector under ``vector_id``.
+
+        Raises:
+            Same as :meth:`add`, except that an existing id is not an error.
+        """
+        self.add_batch([vector_id], [self._store.prepare_one(vector)], upsert=True)
+
+    def add_batch(self, ids: Iterable[VectorId], vectors: object, *, upsert: bool = False) -> None:
+        """Add many vectors at once, all or nothing (each index defines it)."""
+        raise TypeError(f"{type(self).__name__} does not define add_batch")
 
     @property
     def dim(self) -> int:

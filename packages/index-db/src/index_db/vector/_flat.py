@@ -35,29 +35,6 @@ class FlatIndex(PersistMixin, VectorIndexBase):
     kind = "index-db.flat"
     format_version = 1
 
-    def add(self, vector_id: VectorId, vector: object) -> None:
-        """Add a vector under a new id.
-
-        Args:
-            vector_id: an int (signed 64-bit) or a str (at most 65,535 bytes of UTF-8).
-            vector: an array-like of ``dim`` real numbers.
-
-        Raises:
-            IndexUsageError: the id is already present (use :meth:`upsert` to replace), or
-                the vector has a NaN/infinite component, or is zero under cosine.
-            DimensionMismatchError: the vector does not have shape ``(dim,)``.
-            TypeError: the id is not int/str, or the vector's dtype is not a real number.
-        """
-        self.add_batch([vector_id], [self._store.prepare_one(vector)])
-
-    def upsert(self, vector_id: VectorId, vector: object) -> None:
-        """Add a vector, replacing the one stored under ``vector_id`` if there is one.
-
-        Raises:
-            Same as :meth:`add`, except that an existing id is not an error.
-        """
-        self.add_batch([vector_id], [self._store.prepare_one(vector)], upsert=True)
-
     def add_batch(self, ids: Iterable[VectorId], vectors: object, *, upsert: bool = False) -> None:
         """Add many vectors at once; all or nothing (everything is checked first).
 

@@ -111,29 +111,6 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
     def ef_search(self, value: int) -> None:
         self._ef_search = _check_param("ef_search", value, 1, MAX_EF)
 
-    def add(self, vector_id: VectorId, vector: object) -> None:
-        """Add a vector under a new id and link it into the graph.
-
-        Args:
-            vector_id: an int (signed 64-bit) or a str (at most 65,535 bytes of UTF-8).
-            vector: an array-like of ``dim`` real numbers.
-
-        Raises:
-            IndexUsageError: the id is already present (use :meth:`upsert`), or the vector
-                has a NaN/infinite component, or is zero under cosine.
-            DimensionMismatchError: the vector does not have shape ``(dim,)``.
-            TypeError: the id is not int/str, or the vector's dtype is not a real number.
-        """
-        self.add_batch([vector_id], [self._store.prepare_one(vector)])
-
-    def upsert(self, vector_id: VectorId, vector: object) -> None:
-        """Add a vector, replacing (remove, then insert) any vector under ``vector_id``.
-
-        Raises:
-            Same as :meth:`add`, except that an existing id is not an error.
-        """
-        self.add_batch([vector_id], [self._store.prepare_one(vector)], upsert=True)
-
     def add_batch(self, ids: Iterable[VectorId], vectors: object, *, upsert: bool = False) -> None:
         """Add many vectors; all are checked before any is inserted.
 
