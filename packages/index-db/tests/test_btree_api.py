@@ -3,8 +3,10 @@ load, underflow, reopening, iterators under change and threads."""
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
+from collections.abc import Iterator
 
 import pytest
 from _btree_helpers import check_equal
@@ -229,6 +231,31 @@ def test_bulk_load_rejects_bad_input_and_leaves_the_tree_empty(store: PageStore)
     tree.put(b"a", b"b")
     with pytest.raises(IndexUsageError, match="empty"):
         tree.bulk_load([(b"b", b"c")])
+
+
+def test_bulk_load_restores_the_garbage_collector(store: PageStore) -> None:
+    """The load pauses gc; afterwards it is on again if (and only if) it was on before."""
+    assert gc.isenabled()
+    tree = BTree.create(store)
+    seen: list[bool] = []
+
+    def pairs() -> Iterator[tuple[bytes, bytes]]:
+        for n in range(5000):
+            if n == 2500:
+                seen.append(gc.isenabled())
+            yield b"%05d" % n, b"v"
+
+    assert tree.bulk_load(pairs()) == 5000
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(IndexUsageError, match="sorted"):
+        BTree.create(store).bulk_load([(b"b", b""), (b"a", b"")])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        BTree.create(store).bulk_load([(b"a", b"")])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_meta_and_reopen_after_checkpoint(tmp_path: object) -> None:

@@ -13,10 +13,16 @@ leaves, until one node is left: the new root.
 
 If the input is bad (out of order, a key too long, not bytes) every page allocated so far
 is freed and the tree is left empty, as before the call.
+
+Python's cyclic garbage collector is paused while the load runs (and restored after, if
+it was on). A load creates millions of tracked objects that all stay alive, and every
+collection the allocations trigger would re-scan them: on 1M keys that was half the
+load's time. Nothing a load creates is cyclic garbage.
 """
 
 from __future__ import annotations
 
+import gc
 import operator
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
@@ -143,6 +149,8 @@ def bulk_load(
     """Load ``items`` into the empty tree ``core``; return how many were loaded."""
     builder = _Builder(core)
     first_pid = core.root
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         count = _stream(core, builder, items, check_key, check_value, first_pid)
         root, height = builder.branches() if len(builder.bounds) > 1 else (first_pid, 1)
@@ -152,6 +160,9 @@ def bulk_load(
         except BaseException as exc:
             core.broken = exc  # pages half freed: the tree cannot be trusted any more
         raise
+    finally:
+        if collecting:
+            gc.enable()
     core.root, core.height, core.count = root, height, count
     core.shape += 1
     return count
