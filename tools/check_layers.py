@@ -56,7 +56,7 @@ ALLOWED_THIRD_PARTY: dict[str, frozenset[str]] = {
     "lock_db": frozenset(),
     "persist_db": frozenset({"crc32c", "zstandard", "lz4"}),
     "index_db": frozenset({"numpy"}),
-    "strata": frozenset({"numpy", "msgpack"}),
+    "strata": frozenset({"numpy", "msgpack", "sortedcontainers", "crc32c"}),
 }
 
 TESTKIT = "strata_testkit"

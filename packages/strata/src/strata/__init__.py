@@ -1,20 +1,72 @@
-"""strata: the Strata engine.
+"""strata: an embedded database with MVCC transactions, durability modes, time travel,
+recovery, retention and backup — in one directory, with nothing to run beside it.
 
-Distribution ``strata-db``. Skeleton: nothing is implemented yet; see Phase 4 of
-ROADMAP.md at the repository root. This package will own:
+>>> import strata
+>>> with strata.open_memory() as db:
+...     v1 = db.kv.put("greeting", "hello")
+...     v2 = db.kv.put("greeting", "hello, world")
+...     db.kv.get("greeting"), db.kv.get("greeting", as_of=v1)
+('hello, world', 'hello')
 
-- ``strata.open`` and ``strata.open_memory``; durability modes ``cache``, ``standard``,
-  ``always``
-- MVCC transactions (snapshot, serializable; optimistic or pessimistic through lock-db)
-- the KV primitive with time travel (``as_of``) and version history
-- recovery (last page-db checkpoint + wal-db replay), retention and garbage collection
-- online backup and restore, ``stats()`` and ``verify()``
-- the only place where the packages of the family are wired together
-
-Public names are exported through ``__all__``; other packages of the family may use those
-names only, never a private ``_``-prefixed module.
+Distribution ``strata-db``. See ``docs/API.md`` (the public surface) and ``docs/FORMAT.md``
+(the bytes on disk). Public names are exported through ``__all__``; modules whose names
+start with ``_`` are private.
 """
 
+from ._backup import restore
+from ._database import Database, open, open_memory
+from ._kv import KV, Version
+from ._retention import Composite, KeepAll, KeepFor, KeepLast, RetentionPolicy
+from ._txn import Transaction, TxKV
 from ._version import __version__
+from .errors import (
+    ConflictError,
+    CorruptionError,
+    DatabaseClosedError,
+    DatabaseLockedError,
+    DatabasePoisonedError,
+    DeadlockError,
+    HistoryUnavailableError,
+    KeyTooLargeError,
+    LockTimeoutError,
+    ReadOnlyError,
+    StrataError,
+    StrataUsageError,
+    TransactionAbortedError,
+    TransactionClosedError,
+    ValueTooLargeError,
+    ValueTypeError,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "open",
+    "open_memory",
+    "restore",
+    "Database",
+    "KV",
+    "TxKV",
+    "Transaction",
+    "Version",
+    "RetentionPolicy",
+    "KeepAll",
+    "KeepLast",
+    "KeepFor",
+    "Composite",
+    "StrataError",
+    "TransactionAbortedError",
+    "ConflictError",
+    "DeadlockError",
+    "LockTimeoutError",
+    "CorruptionError",
+    "DatabaseLockedError",
+    "DatabasePoisonedError",
+    "DatabaseClosedError",
+    "HistoryUnavailableError",
+    "StrataUsageError",
+    "ReadOnlyError",
+    "TransactionClosedError",
+    "KeyTooLargeError",
+    "ValueTooLargeError",
+    "ValueTypeError",
+]

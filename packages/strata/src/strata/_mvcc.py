@@ -1,0 +1,254 @@
+"""The in-memory multi-version index: every retained version of every key.
+
+``chains`` maps an encoded key (``_codec.encode_key``) to its versions, oldest first, as
+``(version, timestamp ns, encoded value or None for a tombstone)`` tuples. ``keys`` is the
+same set of encoded keys in a sorted list for ordered scans.
+
+Concurrency (docs/architecture.md, D16): every change runs under the database's commit
+lock (one writer at a time). Readers take no lock: under the GIL a dict lookup, a list
+index and ``list.append`` are atomic, a chain only ever grows at its end while readers
+walk it from the end, and garbage collection replaces a chain with a new list instead of
+cutting it in place, so a reader holding the old list keeps a consistent view. Versions
+above the published version (applied, not yet visible) are skipped by every read. Only
+the sorted key list needs a lock of its own (``keys_lock``), held for short batches.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from itertools import islice
+
+from sortedcontainers import SortedList
+
+from .errors import HistoryUnavailableError
+
+Entry = tuple[int, int, "bytes | None"]
+_BATCH = 128
+
+
+class VersionStore:
+    """All retained versions in memory, plus what the next checkpoint must write."""
+
+    def __init__(self, *, track_changes: bool) -> None:
+        self.chains: dict[bytes, list[Entry]] = {}
+        self.keys: SortedList = SortedList()
+        self.keys_lock = threading.Lock()
+        # keys whose older history GC removed: an as_of read that finds no version raises
+        self.pruned: set[bytes] = set()
+        # the newest tombstone GC swept whole (with its key): reads older than it that
+        # find nothing cannot tell "never existed" from "swept", so they raise
+        self.swept_version = 0
+        self.swept_ts = 0
+        self.track_changes = track_changes
+        self.dirty: set[bytes] = set()  # keys with versions the next checkpoint writes
+        self.removed: dict[bytes, list[int]] = {}  # versions GC removed since it
+
+    # -- writing (commit lock held) ----------------------------------------------------
+
+    def apply(self, version: int, ts_ns: int, ops: list[tuple[bytes, bytes | None]]) -> None:
+        """Append one commit's versions. The caller holds the commit lock."""
+        chains = self.chains
+        new: list[bytes] = []
+        for key, value in ops:
+            chain = chains.get(key)
+            if chain is None:
+                chains[key] = [(version, ts_ns, value)]
+                new.append(key)
+            else:
+                chain.append((version, ts_ns, value))
+        if new:
+            with self.keys_lock:
+                if len(new) == 1:
+                    self.keys.add(new[0])
+                else:
+                    self.keys.update(new)
+        if self.track_changes:
+            self.dirty.update(key for key, _ in ops)
+
+    def load_chain(self, key: bytes, chain: list[Entry], pruned: bool) -> None:
+        """Install one key's versions read from disk (open and restore only)."""
+        self.chains[key] = chain
+        if pruned:
+            self.pruned.add(key)
+
+    def rebuild_keys(self) -> None:
+        """Build the sorted key list from ``chains`` after a bulk load."""
+        with self.keys_lock:
+            self.keys = SortedList(self.chains)
+
+    # -- reading (no lock) -------------------------------------------------------------
+
+    def newest(self, key: bytes) -> Entry | None:
+        """The newest applied version of ``key`` (published or not), or None."""
+        chain = self.chains.get(key)
+        return chain[-1] if chain else None
+
+    def read(self, key: bytes, published: int, bound: int | None = None,
+             by_ts: bool = False) -> Entry | None:
+        """The version of ``key`` a reader sees.
+
+        Args:
+            key: the encoded key.
+            published: the newest version readers may see.
+            bound: ``None`` for the newest visible version; else a version number, or a
+                timestamp in ns when ``by_ts``: the newest version at or below it.
+            by_ts: whether ``bound`` is a timestamp.
+
+        Returns:
+            The entry (its value is ``None`` for a tombstone), or ``None`` if the key has
+            no version there.
+
+        Raises:
+            HistoryUnavailableError: retention removed the history the read needs.
+        """
+        chain = self.chains.get(key)
+        if chain is not None:
+            entry = chain[-1]
+            if bound is None:
+                if entry[0] <= published:
+                    return entry
+                for entry in reversed(chain):
+                    if entry[0] <= published:
+                        return entry
+            else:
+                idx = 1 if by_ts else 0
+                for entry in reversed(chain):
+                    if entry[0] <= published and entry[idx] <= bound:
+                        return entry
+        if bound is not None:
+            self.check_history(key, bound, by_ts)
+        return None
+
+    def check_history(self, key: bytes, bound: int, by_ts: bool) -> None:
+        """Raise if a read at ``bound`` that found nothing may have missed removed history."""
+        if key in self.pruned:
+            raise HistoryUnavailableError(
+                "retention removed the versions of this key older than the oldest one kept; "
+                f"none is visible at {'timestamp' if by_ts else 'version'} {bound}")
+        self.check_floor(bound, by_ts)
+
+    def check_floor(self, bound: int, by_ts: bool) -> None:
+        """Raise if ``bound`` is older than the newest tombstone GC swept away."""
+        floor = self.swept_ts if by_ts else self.swept_version
+        if bound < floor:
+            what = "timestamp" if by_ts else "version"
+            raise HistoryUnavailableError(
+                f"retention swept deleted keys up to {what} {floor}; a read at {what} "
+                f"{bound} cannot tell a swept key from one that never existed")
+
+    def iter_keys(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[bytes]:
+        """Encoded keys in ``[lo, hi)`` in order, read in short batches under ``keys_lock``.
+
+        Keys added during the iteration are seen or not; none is returned twice.
+        """
+        lo_inclusive = True
+        while True:
+            with self.keys_lock:
+                if hi is not None and lo >= hi:
+                    return
+                chunk = list(islice(self.keys.irange(lo, hi, (lo_inclusive, False), reverse),
+                                    _BATCH))
+            yield from chunk
+            if len(chunk) < _BATCH:
+                return
+            if reverse:
+                hi = chunk[-1]
+            else:
+                lo = chunk[-1]
+                lo_inclusive = False
+
+    def scan(self, lo: bytes, hi: bytes | None, published: int, bound: int | None = None,
+             by_ts: bool = False, reverse: bool = False) -> Iterator[tuple[bytes, Entry]]:
+        """``(key, entry)`` of every key in ``[lo, hi)`` with a live (non-tombstone) version
+        visible to the reader, in key order. Raises HistoryUnavailableError as ``read``."""
+        if bound is not None:
+            self.check_floor(bound, by_ts)
+        chains = self.chains
+        idx = 1 if by_ts else 0
+        for key in self.iter_keys(lo, hi, reverse):
+            chain = chains.get(key)
+            if chain is None:
+                continue
+            found: Entry | None = None
+            entry = chain[-1]
+            if bound is None and entry[0] <= published:
+                found = entry
+            else:
+                for entry in reversed(chain):
+                    if entry[0] <= published and (bound is None or entry[idx] <= bound):
+                        found = entry
+                        break
+                if found is None and bound is not None and key in self.pruned:
+                    self.check_history(key, bound, by_ts)
+            if found is not None and found[2] is not None:
+                yield key, found
+
+    def history(self, key: bytes, published: int) -> list[Entry]:
+        """Every retained version of ``key`` up to ``published``, newest first."""
+        chain = self.chains.get(key)
+        if not chain:
+            return []
+        return [entry for entry in reversed(chain) if entry[0] <= published]
+
+    # -- garbage collection (commit lock held per batch by the caller) -------------------
+
+    def collect(self, keys: list[bytes], horizon: int,
+                removable: Callable[[bytes, list[Entry], int], int]) -> tuple[int, int]:
+        """Drop versions no reader at or after ``horizon`` can see and the policy allows.
+
+        Args:
+            keys: the keys to look at (a batch; the caller holds the commit lock).
+            horizon: the oldest version any reader may still read at (the oldest open
+                snapshot, else the published version).
+            removable: ``(key, chain, j) -> n``, how many of the oldest entries the
+                retention policy lets go, given that entries below index ``j`` are hidden
+                from every reader; ``n == len(chain)`` sweeps the key (its newest entry is
+                then a tombstone at or below the horizon).
+
+        Returns:
+            ``(versions removed, keys swept)``.
+        """
+        removed_versions = 0
+        swept = 0
+        chains = self.chains
+        for key in keys:
+            chain = chains.get(key)
+            if chain is None or (len(chain) == 1 and chain[0][2] is not None):
+                continue
+            # j: the entry visible at the horizon; everything older is hidden
+            j = len(chain) - 1
+            while j >= 0 and chain[j][0] > horizon:
+                j -= 1
+            if j < 0:
+                continue
+            n = removable(key, chain, j)
+            if n <= 0:
+                continue
+            newest = chain[-1]
+            if not (n >= len(chain) and newest[2] is None and newest[0] <= horizon):
+                n = min(n, j)  # only a tombstone every reader sees may take its key along
+            if n <= 0:
+                continue
+            gone = chain[:n]
+            if self.track_changes:
+                self.removed.setdefault(key, []).extend(entry[0] for entry in gone)
+            removed_versions += n
+            if n >= len(chain):
+                del chains[key]
+                with self.keys_lock:
+                    self.keys.discard(key)
+                self.pruned.discard(key)
+                self.dirty.discard(key)
+                tomb = chain[-1]
+                self.swept_version = max(self.swept_version, tomb[0])
+                self.swept_ts = max(self.swept_ts, tomb[1])
+                swept += 1
+            else:
+                chains[key] = chain[n:]
+                self.pruned.add(key)
+        return removed_versions, swept
+
+    def version_count(self) -> int:
+        """How many versions (tombstones included) are retained."""
+        return sum(len(chain) for chain in list(self.chains.values()))
