@@ -70,8 +70,7 @@ def median_rate(rounds: int, ops: int, run: Callable[[], None]) -> float:
 
 def target_row(name: str, value: float, unit: str, target: float) -> Row:
     fmt = "{:,.2f}" if target < 100 else "{:,.0f}"
-    return (name, f"{fmt.format(value)} {unit}", f">= {fmt.format(target)} {unit}",
-            value >= target)
+    return (name, f"{fmt.format(value)} {unit}", f">= {fmt.format(target)} {unit}", value >= target)
 
 
 # -- cache mode -------------------------------------------------------------------------
@@ -104,10 +103,16 @@ def cache_rows(rnd: random.Random) -> list[Row]:
                 lookup(key)
 
         dict_rate = median_rate(ROUNDS, CACHE_OPS, dict_gets)
-    return [target_row("cache: autocommit kv.put", put_rate, "ops/s", 100_000),
-            target_row("cache: kv.get", get_rate, "ops/s", 300_000),
-            ("  reference: dict.get on the same keys (CPU hint)", f"{dict_rate:,.0f} ops/s",
-             "(context)", None)]
+    return [
+        target_row("cache: autocommit kv.put", put_rate, "ops/s", 100_000),
+        target_row("cache: kv.get", get_rate, "ops/s", 300_000),
+        (
+            "  reference: dict.get on the same keys (CPU hint)",
+            f"{dict_rate:,.0f} ops/s",
+            "(context)",
+            None,
+        ),
+    ]
 
 
 # -- standard mode ----------------------------------------------------------------------
@@ -159,23 +164,38 @@ def standard_rows(rnd: random.Random, base: str) -> list[Row]:
             rows = load_rows(len(keys), puts_s, total_s, durations, in_load)
             start = time.perf_counter()
             db.checkpoint()
-            rows.append((f"  final checkpoint (the WAL left after the load)",
-                         f"{time.perf_counter() - start:.2f} s", "(context)", None))
+            rows.append(
+                (
+                    "  final checkpoint (the WAL left after the load)",
+                    f"{time.perf_counter() - start:.2f} s",
+                    "(context)",
+                    None,
+                )
+            )
             rows += read_rows(db, rnd, keys)
         finally:
             db.close()
     return rows
 
 
-def load_rows(n: int, puts_s: float, total_s: float, durations: list[float],
-              in_load: int) -> list[Row]:
+def load_rows(
+    n: int, puts_s: float, total_s: float, durations: list[float], in_load: int
+) -> list[Row]:
     label = f"standard: tx of {TX_SIZE:,} puts, {n:,} keys, incl. checkpoints"
-    ckpt = (f"{in_load} in background, median {statistics.median(durations):.2f} s, "
-            f"total {sum(durations[:in_load]):.1f} s" if in_load else "none ran")
+    ckpt = (
+        f"{in_load} in background, median {statistics.median(durations):.2f} s, "
+        f"total {sum(durations[:in_load]):.1f} s"
+        if in_load
+        else "none ran"
+    )
     return [
         target_row(label + " (single run)", n / total_s, "ops/s", 100_000),
-        ("  same, puts alone (checkpoints overlapping)", f"{n / puts_s:,.0f} ops/s",
-         "(context)", None),
+        (
+            "  same, puts alone (checkpoints overlapping)",
+            f"{n / puts_s:,.0f} ops/s",
+            "(context)",
+            None,
+        ),
         ("  checkpoints during the load", ckpt, "(context)", None),
     ]
 
@@ -200,9 +220,12 @@ def read_rows(db: strata.Database, rnd: random.Random, keys: list[bytes]) -> lis
                 pass
 
     scan_rate = median_rate(ROUNDS, SCANS, scans)
-    return [target_row(f"standard: kv.get, random, warm, {len(keys):,} keys", get_rate,
-                       "ops/s", 200_000),
-            target_row("standard: kv.scan(start=k, limit=100)", scan_rate, "scans/s", 30_000)]
+    return [
+        target_row(
+            f"standard: kv.get, random, warm, {len(keys):,} keys", get_rate, "ops/s", 200_000
+        ),
+        target_row("standard: kv.scan(start=k, limit=100)", scan_rate, "scans/s", 30_000),
+    ]
 
 
 # -- always mode --------------------------------------------------------------------------
@@ -231,8 +254,9 @@ def record_size(db: strata.Database, rnd: random.Random) -> int:
     return (db._engine._wal_bytes - before) // 10
 
 
-def one_thread_vs_raw(db: strata.Database, directory: str, size: int,
-                      rnd: random.Random) -> tuple[float, float]:
+def one_thread_vs_raw(
+    db: strata.Database, directory: str, size: int, rnd: random.Random
+) -> tuple[float, float]:
     """Raw os.write + os.fsync and db.kv.put alternate op by op: both see the same
     moment of the disk, so the ratio of the two totals is stable."""
     fd = os.open(os.path.join(directory, "raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -275,16 +299,18 @@ def commit_rate(db: strata.Database, threads: int, per_thread: int, rnd: random.
 
 
 def always_rows(rnd: random.Random, base: str) -> list[Row]:
-    with tempfile.TemporaryDirectory(prefix="always-", dir=base) as directory:
-        with strata.open(os.path.join(directory, "db"), durability="always") as db:
-            size = record_size(db, rnd)
-            latency = fsync_latency_ms(directory, size)
-            raw, one = one_thread_vs_raw(db, directory, size, rnd)
-            singles, manys, ratios = [], [], []
-            for _ in range(COMMIT_ROUNDS * 3):  # short alternating rounds, ratio per round
-                singles.append(commit_rate(db, 1, COMMITS // 3, rnd))
-                manys.append(commit_rate(db, 16, COMMITS // 3, rnd))
-                ratios.append(manys[-1] / singles[-1])
+    with (
+        tempfile.TemporaryDirectory(prefix="always-", dir=base) as directory,
+        strata.open(os.path.join(directory, "db"), durability="always") as db,
+    ):
+        size = record_size(db, rnd)
+        latency = fsync_latency_ms(directory, size)
+        raw, one = one_thread_vs_raw(db, directory, size, rnd)
+        singles, manys, ratios = [], [], []
+        for _ in range(COMMIT_ROUNDS * 3):  # short alternating rounds, ratio per round
+            singles.append(commit_rate(db, 1, COMMITS // 3, rnd))
+            manys.append(commit_rate(db, 16, COMMITS // 3, rnd))
+            ratios.append(manys[-1] / singles[-1])
     return [
         (f"fsync latency, {size} B record (noise hint)", f"{latency:.2f} ms", "(context)", None),
         (f"raw os.write + os.fsync, {size} B", f"{raw:,.0f} ops/s", "(baseline)", None),
@@ -297,25 +323,28 @@ def always_rows(rnd: random.Random, base: str) -> list[Row]:
 
 # -- recovery -----------------------------------------------------------------------------
 
-_CRASH_WRITER = """
+_CRASH_WRITER = f"""
 import os, random, sys, strata
 path, n, tx_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rnd = random.Random(5)
-db = strata.open(path, checkpoint_bytes={huge}, checkpoint_interval=1e9)
+db = strata.open(path, checkpoint_bytes={HUGE}, checkpoint_interval=1e9)
 for first in range(0, n, tx_size):
     with db.transaction() as tx:
         for _ in range(min(tx_size, n - first)):
             tx.kv.put(rnd.randbytes(16), b"v" * 100)
 db._engine._disk.wal.sync()
 os._exit(0)  # a crash: no checkpoint, no close
-""".format(huge=HUGE)
+"""
 
 
 def recovery_rows(base: str) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="recovery-", dir=base) as directory:
         crashed = os.path.join(directory, "crashed")
-        subprocess.run([sys.executable, "-c", _CRASH_WRITER, crashed, str(RECOVERY_OPS),
-                        str(TX_SIZE)], check=True, env=os.environ.copy())
+        subprocess.run(
+            [sys.executable, "-c", _CRASH_WRITER, crashed, str(RECOVERY_OPS), str(TX_SIZE)],
+            check=True,
+            env=os.environ.copy(),
+        )
         times, reports = [], []
         for round_ in range(3):
             copy = os.path.join(directory, f"copy{round_}")
@@ -330,11 +359,18 @@ def recovery_rows(base: str) -> list[Row]:
     report = reports[times.index(seconds)]
     ops = report["replayed_ops"]
     return [
-        target_row(f"recovery: strata.open replaying {ops:,} committed ops", ops / seconds,
-                   "ops/s", 100_000),
-        (f"  stats()['recovery']: {report['replayed_records']:,} records, "
-         f"{ops:,} ops in", f"{report['seconds']:.3f} s",
-         f"checkpoint_version={report['checkpoint_version']}", None),
+        target_row(
+            f"recovery: strata.open replaying {ops:,} committed ops",
+            ops / seconds,
+            "ops/s",
+            100_000,
+        ),
+        (
+            f"  stats()['recovery']: {report['replayed_records']:,} records, {ops:,} ops in",
+            f"{report['seconds']:.3f} s",
+            f"checkpoint_version={report['checkpoint_version']}",
+            None,
+        ),
         ("  strata.open wall time (median of 3)", f"{seconds:.3f} s", "(context)", None),
     ]
 
@@ -344,13 +380,15 @@ def recovery_rows(base: str) -> list[Row]:
 
 def print_table(rows: list[Row]) -> None:
     header = ("benchmark (median)", "measured", "target", "met")
-    cells = [(name, value, target, "" if met is None else ("yes" if met else "**no**"))
-             for name, value, target, met in rows]
+    cells = [
+        (name, value, target, "" if met is None else ("yes" if met else "**no**"))
+        for name, value, target, met in rows
+    ]
     widths = [max(len(r[i]) for r in [header, *cells]) for i in range(4)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
 
 
 def main() -> int:
@@ -364,8 +402,10 @@ def main() -> int:
     mode = "QUICK smoke run (small data; not the issue's figures)" if QUICK else "full run"
     print(f"\n### strata benchmarks — {mode}\n")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load} "
-          f"(other processes share the CPUs), {time.perf_counter() - started:.0f} s\n")
+    print(
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load} "
+        f"(other processes share the CPUs), {time.perf_counter() - started:.0f} s\n"
+    )
     print_table(rows)
     return 0 if all(met is not False for *_, met in rows) else 1
 
