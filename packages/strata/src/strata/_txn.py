@@ -330,7 +330,9 @@ class TxKV:
         lo, hi = scan_bounds(self._prefix, key_prefix=prefix, start=start, end=end)
         limit = check_limit(limit)
         bound = None if as_of is None else as_of_bound(as_of)
-        if bound is None:
+        # An empty or inverted range holds no key, now or later: nothing to lock or
+        # validate (and lock-db refuses an empty range).
+        if bound is None and (hi is None or lo < hi):
             if tx.pessimistic:
                 tx._lock(self.name, lo, lock_db.LockMode.S, hi, is_range=True)
             elif tx._serializable:
