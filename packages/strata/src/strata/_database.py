@@ -16,7 +16,7 @@ from ._durable import Disk
 from ._kv import KV
 from ._retention import RetentionPolicy
 from ._txn import Transaction
-from .errors import StrataUsageError, TransactionAbortedError
+from .errors import CorruptionError, StrataUsageError, TransactionAbortedError
 
 T = TypeVar("T")
 DEFAULT_CHECKPOINT_BYTES = 64 * 1024 * 1024
@@ -82,23 +82,34 @@ def open(  # noqa: A001 - the module-level name users expect: strata.open
     wal_options: dict[str, Any] = (
         {"sync": "interval", "sync_interval": sync_interval, "sync_every": sync_every}
         if durability == "standard" else {"sync": "never"})  # always: commit() syncs
-    if isinstance(path, (str, os.PathLike)):
-        where: str | None = os.fspath(path)
-        disk = Disk.open_path(where, read_only=read_only, wal_options=wal_options,
-                              page_size=page_size, pool_pages=cache_pages)
-    else:
-        where = None
-        disk = Disk.open_fs(path, read_only=read_only, wal_options=wal_options,
-                            page_size=page_size, pool_pages=cache_pages)
-    try:
-        engine = Engine(disk, durability=durability, read_only=read_only, path=where,
-                        checkpoint_bytes=checkpoint_bytes,
-                        checkpoint_interval=checkpoint_interval, gc_interval=gc_interval,
-                        lock_timeout=lock_timeout)
-    except BaseException:
-        disk.close()
-        raise
-    return Database(engine)
+    # a read-only open races the writer's checkpoints (pages reused, WAL cut under it):
+    # that shows as corruption, and opening again at the newer checkpoint resolves it
+    attempts = 5 if read_only else 1
+    for attempt in range(attempts):
+        if isinstance(path, (str, os.PathLike)):
+            where: str | None = os.fspath(path)
+            disk = Disk.open_path(where, read_only=read_only, wal_options=wal_options,
+                                  page_size=page_size, pool_pages=cache_pages)
+        else:
+            where = None
+            disk = Disk.open_fs(path, read_only=read_only, wal_options=wal_options,
+                                page_size=page_size, pool_pages=cache_pages)
+        try:
+            engine = Engine(disk, durability=durability, read_only=read_only, path=where,
+                            checkpoint_bytes=checkpoint_bytes,
+                            checkpoint_interval=checkpoint_interval, gc_interval=gc_interval,
+                            lock_timeout=lock_timeout)
+        except CorruptionError:
+            disk.close()
+            if attempt + 1 == attempts:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+            continue
+        except BaseException:
+            disk.close()
+            raise
+        return Database(engine)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def open_memory(*, gc_interval: float = DEFAULT_GC_INTERVAL,

@@ -416,9 +416,13 @@ class Engine:
             self._thread.join()
         try:
             if self._disk is not None and not self.read_only and self._poisoned is None:
-                self.checkpoint()
+                with self._maint_lock:
+                    self.checkpoint()
+                    with self._commit_lock:  # commits after this raise DatabaseClosedError
+                        self._closed = True
         finally:
-            self._closed = True
+            with self._commit_lock:
+                self._closed = True
             if self._disk is not None:
                 try:
                     self._disk.close()
