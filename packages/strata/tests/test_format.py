@@ -120,8 +120,19 @@ def test_decoders_raise_only_corruption_errors(data: bytes) -> None:
             pass
 
 
+def test_a_malformed_key_is_rejected() -> None:
+    record = R.encode_commit(1, TS, [(R.OP_PUT, b"\x07default\x09a", VALUE)])
+    with pytest.raises(CorruptionError, match="malformed encoded key"):
+        R.decode_commit(record)
+
+
+_KEYS = st.builds(lambda space, tag, rest: bytes([len(space)]) + space + bytes([tag]) + rest,
+                  st.binary(min_size=1, max_size=8), st.sampled_from([1, 2]),
+                  st.binary(max_size=30))
+
+
 @given(st.lists(st.tuples(st.sampled_from([R.OP_PUT, R.OP_DELETE, R.OP_SYSTEM]),
-                          st.binary(min_size=1, max_size=40), st.binary(max_size=60)),
+                          _KEYS, st.binary(max_size=60)),
                 max_size=20),
        st.integers(1, 2**64 - 1), st.integers(0, 2**64 - 1))
 def test_commit_records_round_trip(ops: list[tuple[int, bytes, bytes]], version: int,

@@ -87,6 +87,9 @@ def decode_commit(payload: bytes) -> tuple[int, int, list[tuple[int, bytes, byte
             raise CorruptionError("WAL commit record ends inside a key")
         key = payload[pos : pos + klen]
         pos += klen
+        if op != OP_SYSTEM and not (klen >= 2 and key[0] >= 1 and klen >= key[0] + 2
+                                    and key[key[0] + 1] in (1, 2)):
+            raise CorruptionError("WAL commit record holds a malformed encoded key")
         value: bytes | None = None
         if op in (OP_PUT, OP_SYSTEM):
             if pos + 4 > n:
