@@ -38,6 +38,7 @@ exactly once (no lost update) and only committed appends are there.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -101,16 +102,24 @@ def execute(db: strata.Database, txn: Txn, *, isolation: str, mode: str) -> None
                     txn.reads[op[1]] = list(tx.kv.get(op[1], []))
                 else:
                     _, key, value = op
-                    tx.kv.put(key, list(tx.kv.get(key, [])) + [value])
+                    tx.kv.put(key, [*tx.kv.get(key, []), value])
                     txn.appends[key] = value
         txn.committed = True
     except strata.TransactionAbortedError:
         txn.committed = False
 
 
-def run_workload(db: strata.Database, *, isolation: str, mode: str, threads: int = 6,
-                 txns_per_thread: int = 150, keys: int = 8, max_ops: int = 4,
-                 seed: int = 0) -> History:
+def run_workload(
+    db: strata.Database,
+    *,
+    isolation: str,
+    mode: str,
+    threads: int = 6,
+    txns_per_thread: int = 150,
+    keys: int = 8,
+    max_ops: int = 4,
+    seed: int = 0,
+) -> History:
     """Run the list-append workload on ``threads`` threads and return its history."""
     names = [f"k{i}" for i in range(keys)]
     counter_lock = threading.Lock()
@@ -182,8 +191,10 @@ def check_values(history: History) -> list[str]:
             if aborted.intersection(seen):
                 problems.append(f"G1a: txn {t.id} read aborted appends in {key}: {seen}")
             if history.final[key][: len(seen)] != seen:
-                problems.append(f"G1b/order: txn {t.id} read {key}={seen}, not a prefix of "
-                                f"the final {history.final[key]}")
+                problems.append(
+                    f"G1b/order: txn {t.id} read {key}={seen}, not a prefix of "
+                    f"the final {history.final[key]}"
+                )
     return problems
 
 
@@ -192,7 +203,7 @@ def dependency_edges(history: History) -> list[Edge]:
     writer = {(k, v): t.id for t in history.committed for k, v in t.appends.items()}
     edges: set[Edge] = set()
     for key, lst in history.final.items():
-        for a, b in zip(lst, lst[1:]):
+        for a, b in itertools.pairwise(lst):
             edges.add((writer[(key, a)], writer[(key, b)], "ww"))
     for t in history.committed:
         for key, seen in t.reads.items():
@@ -223,7 +234,7 @@ def find_cycle(nodes: Iterable[Any], succ: Callable[[Any], Iterable[Any]]) -> li
                 continue
             state = color.get(nxt, 0)
             if state == 1:
-                return path[path.index(nxt):] + [nxt]
+                return [*path[path.index(nxt) :], nxt]
             if state == 0:
                 color[nxt] = 1
                 path.append(nxt)

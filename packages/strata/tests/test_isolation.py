@@ -102,10 +102,9 @@ def test_g1a_conflict_aborted_write_never_read(anydb: strata.Database) -> None:
 
 
 def test_g1a_exception_in_block_rolls_back(anydb: strata.Database) -> None:
-    with pytest.raises(RuntimeError):
-        with anydb.transaction() as tx:
-            tx.kv.put("x", "doomed")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), anydb.transaction() as tx:
+        tx.kv.put("x", "doomed")
+        raise RuntimeError("boom")
     assert anydb.kv.get("x") is None
     assert anydb.version == 0
 
@@ -199,8 +198,9 @@ def test_gsingle_lost_update(anydb: strata.Database, isolation: str) -> None:
     assert info.value.key == "counter"
     assert anydb.kv.get("counter") == 1
     # Retrying the loser through run_transaction gives both increments.
-    anydb.run_transaction(lambda tx: tx.kv.put("counter", tx.kv.get("counter") + 1),
-                          isolation=isolation)
+    anydb.run_transaction(
+        lambda tx: tx.kv.put("counter", tx.kv.get("counter") + 1), isolation=isolation
+    )
     assert anydb.kv.get("counter") == 2
 
 
@@ -384,14 +384,16 @@ def test_read_only_serializable_validates_its_reads(anydb: strata.Database) -> N
 
 # -- randomized: bank ---------------------------------------------------------------------
 
-BANK_CASES = [("snapshot", "optimistic"), ("serializable", "optimistic"),
-              ("snapshot", "pessimistic")]
+BANK_CASES = [
+    ("snapshot", "optimistic"),
+    ("serializable", "optimistic"),
+    ("snapshot", "pessimistic"),
+]
 
 
 @pytest.mark.parametrize("durability", ["cache", "standard"])
 @pytest.mark.parametrize(("isolation", "mode"), BANK_CASES)
-def test_bank_total_is_constant(tmp_path: Path, durability: str, isolation: str,
-                                mode: str) -> None:
+def test_bank_total_is_constant(tmp_path: Path, durability: str, isolation: str, mode: str) -> None:
     accounts, initial, threads = 8, 100, 4
     transfers = 400 if SLOW else 60
     db = strata.open_memory() if durability == "cache" else strata.open(tmp_path / "db")
@@ -411,8 +413,9 @@ def test_bank_total_is_constant(tmp_path: Path, durability: str, isolation: str,
                 tx.kv.put(f"acct/{a}", src - amount)
                 tx.kv.put(f"acct/{b}", dst + amount)
 
-            db.run_transaction(fn, isolation=isolation, mode=mode, retries=10_000,
-                               backoff=0.0005, max_backoff=0.01)
+            db.run_transaction(
+                fn, isolation=isolation, mode=mode, retries=10_000, backoff=0.0005, max_backoff=0.01
+            )
 
         def audit() -> None:
             def fn(tx: strata.Transaction) -> int:
@@ -420,8 +423,16 @@ def test_bank_total_is_constant(tmp_path: Path, durability: str, isolation: str,
                     return sum(tx.kv.get(f"acct/{i}") for i in range(accounts))
                 return sum(v for _, v in tx.kv.scan(prefix="acct/"))
 
-            sums.append(db.run_transaction(fn, isolation=isolation, mode=mode,
-                                           retries=10_000, backoff=0.0005, max_backoff=0.01))
+            sums.append(
+                db.run_transaction(
+                    fn,
+                    isolation=isolation,
+                    mode=mode,
+                    retries=10_000,
+                    backoff=0.0005,
+                    max_backoff=0.01,
+                )
+            )
 
         def worker(n: int) -> None:
             rng = random.Random(n)
@@ -449,15 +460,26 @@ def test_bank_total_is_constant(tmp_path: Path, durability: str, isolation: str,
 
 # -- randomized: list append ------------------------------------------------------------
 
-APPEND_CASES = [("snapshot", "optimistic"), ("serializable", "optimistic"),
-                ("serializable", "pessimistic")]
+APPEND_CASES = [
+    ("snapshot", "optimistic"),
+    ("serializable", "optimistic"),
+    ("serializable", "pessimistic"),
+]
 
 
 @pytest.mark.parametrize(("isolation", "mode"), APPEND_CASES)
-def test_list_append_history_has_no_forbidden_cycle(db: strata.Database, isolation: str,
-                                                    mode: str) -> None:
-    history = ic.run_workload(db, isolation=isolation, mode=mode, threads=6,
-                              txns_per_thread=600 if SLOW else 150, keys=6, seed=7)
+def test_list_append_history_has_no_forbidden_cycle(
+    db: strata.Database, isolation: str, mode: str
+) -> None:
+    history = ic.run_workload(
+        db,
+        isolation=isolation,
+        mode=mode,
+        threads=6,
+        txns_per_thread=600 if SLOW else 150,
+        keys=6,
+        seed=7,
+    )
     committed = history.committed
     # The run did real work, under contention (some transactions were aborted).
     assert len(history.txns) // 4 < len(committed) < len(history.txns)
@@ -472,8 +494,15 @@ def test_list_append_history_has_no_forbidden_cycle(db: strata.Database, isolati
 
 
 def test_list_append_on_disk(disk_db: strata.Database) -> None:
-    history = ic.run_workload(disk_db, isolation="snapshot", mode="optimistic", threads=4,
-                              txns_per_thread=40, keys=4, seed=3)
+    history = ic.run_workload(
+        disk_db,
+        isolation="snapshot",
+        mode="optimistic",
+        threads=4,
+        txns_per_thread=40,
+        keys=4,
+        seed=3,
+    )
     assert ic.check_values(history) == []
     assert ic.check_snapshot(ic.dependency_edges(history)) is None
 
@@ -481,10 +510,12 @@ def test_list_append_on_disk(disk_db: strata.Database) -> None:
 # -- the checker itself catches anomalies -----------------------------------------------------
 
 
-def _history(txns: list[tuple[dict[str, list[int]], dict[str, int], bool]],
-             final: dict[str, list[int]]) -> ic.History:
-    return ic.History([ic.Txn(i + 1, [], dict(r), dict(a), c)
-                       for i, (r, a, c) in enumerate(txns)], final)
+def _history(
+    txns: list[tuple[dict[str, list[int]], dict[str, int], bool]], final: dict[str, list[int]]
+) -> ic.History:
+    return ic.History(
+        [ic.Txn(i + 1, [], dict(r), dict(a), c) for i, (r, a, c) in enumerate(txns)], final
+    )
 
 
 def test_checker_flags_lost_update() -> None:
@@ -493,8 +524,16 @@ def test_checker_flags_lost_update() -> None:
 
 
 def test_checker_flags_aborted_and_intermediate_reads() -> None:
-    h = _history([({}, {"x": 1}, False), ({"x": [1]}, {}, True), ({}, {"x": 2}, True),
-                  ({"x": [3]}, {}, True), ({}, {"x": 3}, True)], {"x": [2, 3]})
+    h = _history(
+        [
+            ({}, {"x": 1}, False),
+            ({"x": [1]}, {}, True),
+            ({}, {"x": 2}, True),
+            ({"x": [3]}, {}, True),
+            ({}, {"x": 3}, True),
+        ],
+        {"x": [2, 3]},
+    )
     problems = ic.check_values(h)
     assert any(p.startswith("G1a") for p in problems)
     assert any(p.startswith("G1b") for p in problems)
@@ -502,8 +541,7 @@ def test_checker_flags_aborted_and_intermediate_reads() -> None:
 
 def test_checker_write_skew_is_snapshot_legal_but_not_serializable() -> None:
     # T1 read y=[] and appended x; T2 read x=[] and appended y: rw both ways, adjacent.
-    h = _history([({"y": []}, {"x": 1}, True), ({"x": []}, {"y": 2}, True)],
-                 {"x": [1], "y": [2]})
+    h = _history([({"y": []}, {"x": 1}, True), ({"x": []}, {"y": 2}, True)], {"x": [1], "y": [2]})
     edges = ic.dependency_edges(h)
     assert {e[2] for e in edges} == {"rw"}
     assert ic.check_serializable(edges) is not None
@@ -512,14 +550,248 @@ def test_checker_write_skew_is_snapshot_legal_but_not_serializable() -> None:
 
 def test_checker_flags_read_skew_as_g_single() -> None:
     # T1 appends x and y; T2 saw T1's x but not T1's y: wr + rw, a single rw edge.
-    h = _history([({}, {"x": 1, "y": 2}, True), ({"x": [1], "y": []}, {}, True)],
-                 {"x": [1], "y": [2]})
+    h = _history(
+        [({}, {"x": 1, "y": 2}, True), ({"x": [1], "y": []}, {}, True)], {"x": [1], "y": [2]}
+    )
     found = ic.check_snapshot(ic.dependency_edges(h))
     assert found is not None and found[0] == "G-single"
 
 
 def test_checker_flags_write_cycle_as_g0() -> None:
-    h = _history([({}, {"x": 1, "y": 4}, True), ({}, {"x": 2, "y": 3}, True)],
-                 {"x": [1, 2], "y": [3, 4]})
+    h = _history(
+        [({}, {"x": 1, "y": 4}, True), ({}, {"x": 2, "y": 3}, True)], {"x": [1, 2], "y": [3, 4]}
+    )
     found = ic.check_snapshot(ic.dependency_edges(h))
     assert found is not None and found[0] == "G0/G1c"
+
+
+# -- transaction API behaviour --------------------------------------------------------------
+
+
+def test_with_block_commits_and_sets_version(anydb: strata.Database) -> None:
+    before = anydb.version
+    with anydb.transaction() as tx:
+        assert tx.version is None
+        assert tx.kv.put("a", 1) is None
+        tx.kv.put_many({"b": 2, "c": 3})
+    assert tx.closed
+    assert tx.version == before + 1 == anydb.version
+    assert {v.version for k in "abc" for v in anydb.kv.history(k)} == {tx.version}
+    with anydb.transaction() as empty:
+        assert empty.kv.get("a") == 1
+    assert empty.version is None and anydb.version == before + 1
+
+
+def test_explicit_commit_returns_version_and_closes(anydb: strata.Database) -> None:
+    tx = anydb.transaction()
+    tx.kv.put("a", 1)
+    version = tx.commit()
+    assert version == tx.version == anydb.version
+    for call in (
+        lambda: tx.kv.get("a"),
+        lambda: tx.kv.put("a", 2),
+        tx.commit,
+        lambda: list(tx.kv.scan()),
+        tx.kv.count,
+        lambda: tx.kv.delete("a"),
+    ):
+        with pytest.raises(strata.TransactionClosedError):
+            call()
+    tx.rollback()  # idempotent, no error
+    assert anydb.kv.get("a") == 1
+
+
+def test_rollback_then_use_is_closed(anydb: strata.Database) -> None:
+    tx = anydb.transaction()
+    tx.kv.put("a", 1)
+    tx.rollback()
+    tx.rollback()
+    with pytest.raises(strata.TransactionClosedError):
+        tx.kv.get("a")
+    with pytest.raises(strata.TransactionClosedError):
+        tx.commit()
+    assert anydb.kv.get("a") is None
+
+
+def test_exception_rolls_back_and_propagates(anydb: strata.Database) -> None:
+    anydb.kv.put("a", 1)
+    with pytest.raises(ZeroDivisionError), anydb.transaction() as tx:
+        tx.kv.put("a", 2)
+        tx.kv.delete("a")
+        1 / 0  # noqa: B018
+    assert tx.closed and tx.version is None
+    assert anydb.kv.get("a") == 1
+
+
+@pytest.mark.parametrize("isolation", ["snapshot", "serializable"])
+def test_read_your_writes(anydb: strata.Database, isolation: str) -> None:
+    anydb.kv.put_many({"a": 1, "b": 2, "c": 3, "d": 4})
+    with anydb.transaction(isolation=isolation) as tx:
+        tx.kv.put("b", 20)
+        tx.kv.put("bb", 22)
+        assert tx.kv.delete("c")
+        assert not tx.kv.delete("nope")
+        tx.kv.put("e", 5)
+        assert tx.kv.get("b") == 20 and tx.kv.get("c", "gone") == "gone"
+        assert tx.kv.exists("bb") and not tx.kv.exists("c")
+        assert tx.kv.get_many(["a", "b", "c"], default=0) == [1, 20, 0]
+        assert list(tx.kv.scan()) == [("a", 1), ("b", 20), ("bb", 22), ("d", 4), ("e", 5)]
+        assert list(tx.kv.scan(reverse=True, limit=3)) == [("e", 5), ("d", 4), ("bb", 22)]
+        assert list(tx.kv.scan(prefix="b")) == [("b", 20), ("bb", 22)]
+        assert list(tx.kv.scan(start="b", end="d")) == [("b", 20), ("bb", 22)]
+        assert tx.kv.count() == 5 and tx.kv.count(prefix="b") == 2
+        # Others see none of it yet.
+        assert anydb.kv.get("b") == 2 and anydb.kv.count() == 4
+        tx.kv.put("c", 33)  # re-create after delete
+        assert tx.kv.get("c") == 33
+        assert tx.kv.delete("e") and tx.kv.count() == 5
+    assert list(anydb.kv.scan()) == [("a", 1), ("b", 20), ("bb", 22), ("c", 33), ("d", 4)]
+
+
+def test_snapshot_reads_and_history_inside_transaction(anydb: strata.Database) -> None:
+    v1 = anydb.kv.put("a", 1)
+    tx = anydb.transaction()
+    v2 = anydb.kv.put("a", 2)
+    assert tx.snapshot == v1
+    assert tx.kv.get("a") == 1
+    assert [v.value for v in tx.kv.history("a")] == [1]
+    tx.kv.put("a", 10)
+    assert tx.kv.get("a", as_of=v1) == 1  # as_of reads committed history, not own writes
+    assert [v.version for v in anydb.kv.history("a")] == [v2, v1]
+    tx.rollback()
+
+
+def test_read_only_transaction_refuses_writes(anydb: strata.Database) -> None:
+    anydb.kv.put("a", 1)
+    with anydb.transaction(read_only=True) as tx:
+        assert tx.kv.get("a") == 1
+        for call in (
+            lambda: tx.kv.put("a", 2),
+            lambda: tx.kv.delete("a"),
+            lambda: tx.kv.cas("a", None, 1),
+            lambda: tx.kv.put_many({"b": 1}),
+            lambda: tx.keyspace("other").put("x", 1),
+        ):
+            with pytest.raises(strata.ReadOnlyError):
+                call()
+        assert tx.kv.get("a") == 1  # still usable after a refused write
+    assert tx.version is None and anydb.kv.get("a") == 1
+    assert issubclass(strata.ReadOnlyError, strata.StrataUsageError)
+
+
+def test_cas_inside_transaction(anydb: strata.Database) -> None:
+    v = anydb.kv.put("a", 1)
+    with anydb.transaction() as tx:
+        assert not tx.kv.cas("a", v + 100, "wrong")
+        assert not tx.kv.cas("a", None, "must not exist")
+        assert tx.kv.cas("a", v, "right")
+        assert tx.kv.cas("new", None, "created")
+        assert tx.kv.get("a") == "right"
+        with pytest.raises(strata.StrataUsageError):
+            tx.kv.cas("a", v, "again")  # already written here: its version is unknown
+        with pytest.raises(strata.StrataUsageError):
+            tx.kv.cas("b", "1", 1)  # type: ignore[arg-type]
+    assert anydb.kv.get_many(["a", "new"]) == ["right", "created"]
+    assert anydb.kv.history("a")[0].version == tx.version
+
+
+def test_keyspaces_inside_transaction(anydb: strata.Database) -> None:
+    anydb.keyspace("users").put("u1", "ann")
+    anydb.kv.put("u1", "default-space")
+    with anydb.transaction() as tx:
+        users = tx.keyspace("users")
+        assert users.name == "users"
+        assert users.get("u1") == "ann"
+        users.put("u2", "bob")
+        assert users.count() == 2 and tx.kv.count() == 1
+        assert [k for k, _ in users.scan()] == ["u1", "u2"]
+    assert anydb.keyspace("users").get("u2") == "bob"
+    assert anydb.kv.get("u2") is None
+    # A conflict in another keyspace is reported with that keyspace.
+    t1, t2 = anydb.transaction(), anydb.transaction()
+    t1.keyspace("users").put("u1", "x")
+    t2.keyspace("users").put("u1", "y")
+    t1.commit()
+    with pytest.raises(strata.ConflictError) as info:
+        t2.commit()
+    assert (info.value.keyspace, info.value.key) == ("users", "u1")
+
+
+def test_bad_arguments() -> None:
+    with strata.open_memory() as db:
+        with pytest.raises(strata.StrataUsageError):
+            db.transaction(isolation="read-committed")
+        with pytest.raises(strata.StrataUsageError):
+            db.transaction(mode="mvcc")
+        with pytest.raises(strata.StrataUsageError):
+            db.run_transaction(lambda tx: None, retries=-1)
+
+
+def test_run_transaction_returns_result_and_retries_conflicts(anydb: strata.Database) -> None:
+    anydb.kv.put("n", 0)
+    attempts: list[int] = []
+
+    def fn(tx: strata.Transaction) -> str:
+        attempts.append(tx.kv.get("n"))
+        if len(attempts) < 3:  # a concurrent writer sneaks in: this attempt conflicts
+            anydb.kv.put("n", tx.kv.get("n") + 100)
+        tx.kv.put("n", tx.kv.get("n") + 1)
+        return f"attempt {len(attempts)}"
+
+    assert anydb.run_transaction(fn, retries=5, backoff=0) == "attempt 3"
+    assert attempts == [0, 100, 200]
+    assert anydb.kv.get("n") == 201
+
+
+def test_run_transaction_raises_when_retries_exhausted(anydb: strata.Database) -> None:
+    anydb.kv.put("n", 0)
+    calls: list[int] = []
+
+    def always_conflicts(tx: strata.Transaction) -> None:
+        calls.append(1)
+        tx.kv.put("n", tx.kv.get("n") + 1)
+        anydb.kv.put("n", -1)
+
+    with pytest.raises(strata.ConflictError):
+        anydb.run_transaction(always_conflicts, retries=2, backoff=0)
+    assert len(calls) == 3
+    assert anydb.kv.get("n") == -1
+
+
+def test_run_transaction_does_not_retry_other_errors(anydb: strata.Database) -> None:
+    calls: list[int] = []
+
+    def fails(tx: strata.Transaction) -> None:
+        calls.append(1)
+        tx.kv.put("x", 1)
+        raise ValueError("not a conflict")
+
+    with pytest.raises(ValueError, match="not a conflict"):
+        anydb.run_transaction(fails, retries=5)
+    assert calls == [1] and anydb.kv.get("x") is None
+
+
+def test_transaction_after_close_is_refused(tmp_path: Path) -> None:
+    db = strata.open(tmp_path / "db")
+    tx = db.transaction()
+    tx.kv.put("a", 1)
+    db.close()
+    with pytest.raises(strata.DatabaseClosedError):
+        tx.commit()
+    with pytest.raises(strata.DatabaseClosedError):
+        db.transaction()
+    with strata.open(tmp_path / "db") as again:
+        assert again.kv.get("a") is None
+
+
+@pytest.mark.parametrize("mode", ["optimistic", "pessimistic"])
+def test_deleting_own_new_key_leaves_no_trace(anydb: strata.Database, mode: str) -> None:
+    anydb.kv.put("old", 0)
+    with anydb.transaction(mode=mode) as tx:
+        tx.kv.put("new", 1)
+        assert tx.kv.delete("new")
+        assert not tx.kv.exists("new") and tx.kv.count() == 1
+        tx.kv.put("old", 1)
+        assert tx.kv.delete("old")  # existed before: a real delete
+    assert anydb.kv.history("new") == []
+    assert [v.deleted for v in anydb.kv.history("old")] == [True, False]

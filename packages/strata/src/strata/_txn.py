@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import lock_db
 
-from ._codec import decode_value, encode_key, encode_value, keyspace_prefix, scan_bounds, user_key
+from ._codec import (
+    decode_key,
+    decode_value,
+    encode_key,
+    encode_value,
+    keyspace_prefix,
+    scan_bounds,
+    user_key,
+)
 from ._kv import Version, as_of_bound, check_limit, to_version
 from ._records import OP_DELETE, OP_PUT
 from .errors import (
@@ -49,10 +57,19 @@ class Transaction:
             that wrote nothing).
     """
 
-    def __init__(self, engine: Engine, *, isolation: str, mode: str, read_only: bool,
-                 lock_timeout: float | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        isolation: str,
+        mode: str,
+        read_only: bool,
+        lock_timeout: float | None,
+    ) -> None:
         if isolation not in ISOLATION_LEVELS:
-            raise StrataUsageError(f"isolation must be one of {ISOLATION_LEVELS}, got {isolation!r}")
+            raise StrataUsageError(
+                f"isolation must be one of {ISOLATION_LEVELS}, got {isolation!r}"
+            )
         if mode not in MODES:
             raise StrataUsageError(f"mode must be one of {MODES}, got {mode!r}")
         if not read_only:
@@ -91,8 +108,14 @@ class Transaction:
         if write and self.read_only:
             raise ReadOnlyError("a read-only transaction cannot write")
 
-    def _lock(self, space: str, key: bytes | None, mode: lock_db.LockMode,
-              hi: bytes | None = None, is_range: bool = False) -> None:
+    def _lock(
+        self,
+        space: str,
+        key: bytes | None,
+        mode: lock_db.LockMode,
+        hi: bytes | None = None,
+        is_range: bool = False,
+    ) -> None:
         """Take a pessimistic lock (once per target and mode)."""
         target = (space, key, hi, is_range, mode)
         if target in self._locked:
@@ -189,15 +212,17 @@ class Transaction:
                     self._conflict(key, "range", chain[-1][0])
 
     def _conflict(self, key: bytes, reason: str, version: int) -> None:
-        from ._codec import decode_key
-
         space, user = decode_key(key)
         self._engine.counters["conflicts"] += 1
         what = "read" if reason == "read" else "inside a range this transaction scanned"
         raise ConflictError(
             f"serializable: key {user!r} in keyspace {space!r}, {what}, was committed by "
             f"another transaction (version {version}) after this one's snapshot "
-            f"(version {self.snapshot})", key=user, keyspace=space, reason=reason)
+            f"(version {self.snapshot})",
+            key=user,
+            keyspace=space,
+            reason=reason,
+        )
 
     def __enter__(self) -> Transaction:
         return self
@@ -219,7 +244,7 @@ class TxKV:
     transaction's snapshot (plus its own writes) and buffering writes until commit.
     ``put`` returns ``None`` and ``cas`` a bool, since the version is only known at commit."""
 
-    __slots__ = ("_tx", "_prefix", "_plen", "name")
+    __slots__ = ("_plen", "_prefix", "_tx", "name")
 
     def __init__(self, tx: Transaction, name: str) -> None:
         self._tx = tx
@@ -256,8 +281,9 @@ class TxKV:
         """As ``db.kv.exists``, inside the transaction."""
         return self._entry(encode_key(self._prefix, key), as_of)[0]
 
-    def get_many(self, keys: Iterable[str | bytes], default: Any = None, *,
-                 as_of: object = None) -> list[Any]:
+    def get_many(
+        self, keys: Iterable[str | bytes], default: Any = None, *, as_of: object = None
+    ) -> list[Any]:
         """As ``db.kv.get_many``, inside the transaction."""
         return [self.get(key, default, as_of=as_of) for key in keys]
 
@@ -286,8 +312,21 @@ class TxKV:
             tx._lock(self.name, ek, lock_db.LockMode.X)
         found, _ = self._entry(ek, None)
         if found:
-            tx._writes[ek] = None
+            if ek in tx._writes and not self._committed_live(ek):
+                # Deleting a key this transaction created: nothing to commit for it (a
+                # tombstone would put a delete of a never-visible key into history).
+                del tx._writes[ek]
+            else:
+                tx._writes[ek] = None
         return found
+
+    def _committed_live(self, ek: bytes) -> bool:
+        """Whether ``ek`` has a live committed value as this transaction reads."""
+        tx = self._tx
+        if tx._serializable:
+            tx._reads.add(ek)
+        entry = tx._engine._versions.read(ek, tx._read_version())
+        return entry is not None and entry[2] is not None
 
     def delete_many(self, keys: Iterable[str | bytes]) -> int:
         """Delete each key; returns how many existed for this transaction."""
@@ -303,7 +342,8 @@ class TxKV:
         """
         if expected_version is not None and type(expected_version) is not int:
             raise StrataUsageError(
-                f"expected_version is an int or None, got {type(expected_version).__name__}")
+                f"expected_version is an int or None, got {type(expected_version).__name__}"
+            )
         ek = encode_key(self._prefix, key)
         tx = self._tx
         tx._check(write=True)
@@ -320,9 +360,16 @@ class TxKV:
         tx._writes[ek] = encode_value(value)
         return True
 
-    def scan(self, *, prefix: str | bytes | None = None, start: str | bytes | None = None,
-             end: str | bytes | None = None, reverse: bool = False, limit: int | None = None,
-             as_of: object = None) -> Iterator[tuple[str | bytes, Any]]:
+    def scan(
+        self,
+        *,
+        prefix: str | bytes | None = None,
+        start: str | bytes | None = None,
+        end: str | bytes | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+        as_of: object = None,
+    ) -> Iterator[tuple[str | bytes, Any]]:
         """As ``db.kv.scan``, at this transaction's snapshot, merged with its own writes.
         Serializable transactions record the range; pessimistic ones lock it (S)."""
         tx = self._tx
@@ -339,17 +386,26 @@ class TxKV:
                 tx._ranges.append((lo, hi))
         return self._scan(lo, hi, reverse, limit, bound)
 
-    def _scan(self, lo: bytes, hi: bytes | None, reverse: bool, limit: int | None,
-              bound: tuple[int, bool] | None) -> Iterator[tuple[str | bytes, Any]]:
+    def _scan(
+        self,
+        lo: bytes,
+        hi: bytes | None,
+        reverse: bool,
+        limit: int | None,
+        bound: tuple[int, bool] | None,
+    ) -> Iterator[tuple[str | bytes, Any]]:
         tx = self._tx
         versions = tx._engine._versions
         at, by_ts = bound if bound is not None else (None, False)
-        stored = ((k, e[2]) for k, e in versions.scan(lo, hi, tx._read_version(), at, by_ts,
-                                                       reverse))
+        stored = (
+            (k, e[2]) for k, e in versions.scan(lo, hi, tx._read_version(), at, by_ts, reverse)
+        )
         own: list[tuple[bytes, bytes | None]] = []
         if bound is None:
-            own = sorted(((k, v) for k, v in tx._writes.items()
-                          if k >= lo and (hi is None or k < hi)), reverse=reverse)
+            own = sorted(
+                ((k, v) for k, v in tx._writes.items() if k >= lo and (hi is None or k < hi)),
+                reverse=reverse,
+            )
         n = 0
         for key, raw in _merge(stored, own, reverse):
             if limit is not None and n >= limit:
@@ -374,8 +430,11 @@ class TxKV:
         return [to_version(e) for e in (entries if limit is None else entries[:limit])]
 
 
-def _merge(stored: Iterator[tuple[bytes, bytes | None]], own: list[tuple[bytes, bytes | None]],
-           reverse: bool) -> Iterator[tuple[bytes, bytes | None]]:
+def _merge(
+    stored: Iterator[tuple[bytes, bytes | None]],
+    own: list[tuple[bytes, bytes | None]],
+    reverse: bool,
+) -> Iterator[tuple[bytes, bytes | None]]:
     """Merge the stored pairs with this transaction's writes (which win on equal keys)."""
     if not own:
         yield from stored
@@ -391,4 +450,3 @@ def _merge(stored: Iterator[tuple[bytes, bytes | None]], own: list[tuple[bytes, 
             continue
         yield key, raw
     yield from own[i:]
-
