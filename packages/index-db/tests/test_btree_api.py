@@ -20,7 +20,7 @@ from index_db import (
     ValueTooLargeError,
 )
 from index_db.btree import _layout
-from page_db import PageStore
+from page_db import MemoryFile, PageStore
 
 
 @pytest.fixture
@@ -433,3 +433,48 @@ def test_a_failed_write_makes_the_tree_refuse_use(
         tree.put(b"x", b"y")
     with pytest.raises(IteratorInvalidatedError):
         list(scan)
+
+
+def test_drop_frees_every_page_and_a_new_tree_reuses_them(store: PageStore) -> None:
+    tree = BTree.create(store)
+    tree.bulk_load((b"%08d" % i, b"v" * 50) for i in range(5000))
+    tree.put(b"big", b"x" * 100_000)  # an overflow chain too
+    store.checkpoint(tree.meta())
+    pages = store.stats()["pages"]
+    assert tree.drop() == pages
+    assert store.stats()["pages"] == 0
+    for call in (lambda: tree.get(b"00000001"), lambda: tree.put(b"a", b"b"),
+                 lambda: list(tree.items()), tree.verify, tree.drop):
+        with pytest.raises(IndexUsageError, match="dropped"):
+            call()
+    fresh = BTree.create(store)
+    fresh.bulk_load((b"%08d" % i, b"w") for i in range(100))
+    assert fresh.verify()["keys"] == 100
+    store.checkpoint(fresh.meta())
+    assert store.stats()["pages"] <= pages
+
+
+def test_a_crash_before_the_next_checkpoint_brings_the_dropped_tree_back() -> None:
+    file = MemoryFile()
+    store = PageStore.open_file(file, pool_pages=64)
+    tree = BTree.create(store)
+    tree.bulk_load((b"%04d" % i, b"v") for i in range(500))
+    store.checkpoint(tree.meta())
+    meta = tree.meta()
+    tree.drop()
+    BTree.create(store).put(b"other", b"tree")  # reuses the freed ids
+    reopened = PageStore.open_file(MemoryFile(file.getvalue()))  # as after a crash
+    again = BTree.open(reopened, meta)
+    assert again.verify()["keys"] == 500 and again.get(b"0007") == b"v"
+
+
+def test_drop_of_a_damaged_tree_raises_and_frees_nothing(store: PageStore) -> None:
+    tree = BTree.create(store)
+    tree.bulk_load((b"%04d" % i, b"v" * 30) for i in range(2000))
+    pages = store.stats()["pages"]
+    leaf = next(pid for pid in range(1, pages + 1) if pid != tree.root)
+    with store.write(leaf) as page:
+        page.payload[0] = 0x7F  # not a node kind
+    with pytest.raises(CorruptIndexError):
+        tree.drop()
+    assert store.stats()["pages"] == pages

@@ -92,6 +92,8 @@ class TreeCore:
     def check_usable(self) -> None:
         """Raise if an earlier write failed half-way."""
         if self.broken is not None:
+            if isinstance(self.broken, _Dropped):
+                raise IndexUsageError("the B+tree was dropped: its pages are free")
             raise IndexUsageError(
                 "the B+tree is unusable after a failed write "
                 f"({type(self.broken).__name__}: {self.broken}); reopen it from the "
@@ -227,3 +229,7 @@ class TreeCore:
         """Free a node page and forget its cached form."""
         self.branches.pop(pid, None)
         self.store.free(pid)
+
+
+class _Dropped(Exception):
+    """Marks a tree whose pages ``BTree.drop()`` freed."""

@@ -34,7 +34,7 @@ from ._node import Leaf, OverflowRef, Value, cell_size, leaf_delete_in_place, le
 from ._overflow import free_chain, read_chain, write_chain
 from ._rebalance import fix_up
 from ._scan import scan_forward, scan_reverse
-from ._verify import verify_tree
+from ._verify import drop_tree, verify_tree
 
 __all__ = ["BTree"]
 
@@ -431,6 +431,18 @@ class BTree:
                 return bulk_load(core, items, self._key, self._value)
             finally:
                 core.end_write()
+
+    def drop(self) -> int:
+        """Free every page of the tree (since 1.1); afterwards every call on it raises
+        ``IndexUsageError``. Returns the number of pages freed. Raises as ``verify``
+        (nothing is freed) when the tree is damaged."""
+        with self._core.latch:
+            self._core.check_usable()
+            self._core.begin_write()
+            try:
+                return drop_tree(self._core)
+            finally:
+                self._core.end_write()  # a dropped tree keeps its version odd
 
     def verify(self, *, other_pages: int | None = 0) -> dict[str, Any]:
         """Check the whole tree from its pages (see ``docs/API.md``).

@@ -26,11 +26,11 @@ from page_db import InvalidPageIdError
 
 from ..errors import CorruptIndexError
 from . import _layout as L
-from ._core import TreeCore
+from ._core import TreeCore, _Dropped
 from ._node import Leaf, OverflowRef, decode_branch, decode_leaf
 from ._overflow import chain_pages
 
-__all__ = ["verify_tree"]
+__all__ = ["verify_tree", "drop_tree"]
 
 
 class _Walk:
@@ -144,3 +144,15 @@ def verify_tree(core: TreeCore, other_pages: int | None) -> dict[str, Any]:
         "pages": len(walk.reached),
         "leaf_fill": leaf_bytes / (len(leaves) * core.cap),
     }
+
+
+def drop_tree(core: TreeCore) -> int:
+    """Free every page of the tree — nodes and overflow chains, found by the same walk as
+    ``verify`` (so a damaged tree raises before anything is freed) — and mark the tree
+    unusable. Returns the number of pages freed."""
+    walk = _Walk(core)
+    walk.node(core.root, core.height - 1, None, None, None)
+    core.broken = _Dropped()  # from here on the tree is gone, even if freeing fails
+    for pid in sorted(walk.reached):
+        core.free(pid)
+    return len(walk.reached)
