@@ -396,13 +396,6 @@ def test_optimistic_commit_after_pessimistic_reader_ends(anydb: strata.Database)
     assert anydb.kv.get("x") == 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: Engine.autocommit checks "
-    "pessimistic_active outside the commit lock, so an optimistic commit "
-    "that started before a pessimistic transaction can write a key that "
-    "transaction has locked (lost update)",
-)
 def test_optimistic_commit_racing_pessimistic_begin_loses_no_update() -> None:
     with strata.open_memory() as db:
         db.kv.put("c", 0)

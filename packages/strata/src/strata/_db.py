@@ -47,6 +47,10 @@ Op = tuple[int, bytes, "bytes | None"]
 _owners = itertools.count(1)
 
 
+class _NeedLocks(Exception):
+    """An unlocked commit found a pessimistic transaction running (it must lock first)."""
+
+
 class Engine:
     """The shared state behind a :class:`~strata.Database` (the public class adds the API)."""
 
@@ -170,7 +174,7 @@ class Engine:
     # -- commit --------------------------------------------------------------------------
 
     def commit(self, ops: list[Op], snapshot: int | None = None,
-               validate: Callable[[], None] | None = None) -> int:
+               validate: Callable[[], None] | None = None, *, unlocked: bool = False) -> int:
         """Commit ``ops`` atomically and return the new version.
 
         Args:
@@ -178,6 +182,8 @@ class Engine:
             snapshot: check write-write conflicts against this snapshot (``None``: a blind
                 write at the latest version).
             validate: extra checks run under the commit lock (serializable validation).
+            unlocked: the caller took no X locks because no pessimistic transaction was
+                running; if one began since, raise ``_NeedLocks`` (nothing is written).
 
         Raises:
             ConflictError: first committer wins.
@@ -188,6 +194,8 @@ class Engine:
         always = self.durability == "always"
         with self._commit_lock:
             self.check_writable()
+            if unlocked and self.pessimistic_active:
+                raise _NeedLocks
             if snapshot is not None:
                 chains = self._versions.chains
                 for _op, key, _value in ops:
@@ -245,7 +253,10 @@ class Engine:
         """:meth:`commit`, first taking X locks on the written keys (and IX on their
         keyspaces) while pessimistic transactions run, so it respects their locks."""
         if not self.pessimistic_active:
-            return self.commit(ops, snapshot, validate)
+            try:
+                return self.commit(ops, snapshot, validate, unlocked=True)
+            except _NeedLocks:
+                pass  # a pessimistic transaction began meanwhile: take the locks
         owner = ("autocommit", next(_owners))
         try:
             for _op, key, _value in sorted(ops, key=lambda op: op[1]):
