@@ -112,15 +112,20 @@ def execute(db: strata.Database, txn: Txn, *, isolation: str, mode: str) -> None
 def run_workload(
     db: strata.Database,
     *,
-    isolation: str,
-    mode: str,
+    isolation: str | list[str],
+    mode: str | list[str],
     threads: int = 6,
     txns_per_thread: int = 150,
     keys: int = 8,
     max_ops: int = 4,
     seed: int = 0,
 ) -> History:
-    """Run the list-append workload on ``threads`` threads and return its history."""
+    """Run the list-append workload on ``threads`` threads and return its history.
+
+    ``isolation`` and ``mode`` may be lists: thread ``n`` uses item ``n % len``, so one run
+    can mix optimistic and pessimistic transactions."""
+    isolations = [isolation] if isinstance(isolation, str) else isolation
+    modes = [mode] if isinstance(mode, str) else mode
     names = [f"k{i}" for i in range(keys)]
     counter_lock = threading.Lock()
     next_value = [0]
@@ -146,7 +151,9 @@ def run_workload(
                 with id_lock:
                     tid = next(ids)
                 txn = Txn(tid, generate(rng, names, values(), max_ops))
-                execute(db, txn, isolation=isolation, mode=mode)
+                execute(
+                    db, txn, isolation=isolations[n % len(isolations)], mode=modes[n % len(modes)]
+                )
                 mine.append(txn)
         except BaseException as exc:  # surfaced by the caller
             errors.append(exc)

@@ -493,6 +493,31 @@ def test_list_append_history_has_no_forbidden_cycle(
         assert ic.check_snapshot(edges) is None
 
 
+@pytest.mark.parametrize("durability", ["cache", "always"])
+def test_list_append_mixed_optimistic_and_pessimistic(tmp_path: Path, durability: str) -> None:
+    """Serializable optimistic and pessimistic transactions side by side stay serializable:
+    optimistic commits take X locks while pessimistic transactions run."""
+    db = (
+        strata.open_memory()
+        if durability == "cache"
+        else strata.open(tmp_path / "db", durability="always")
+    )
+    try:
+        history = ic.run_workload(
+            db,
+            isolation="serializable",
+            mode=["optimistic", "pessimistic"],
+            threads=6,
+            txns_per_thread=300 if SLOW else 80,
+            keys=5,
+            seed=11,
+        )
+        assert ic.check_values(history) == []
+        assert ic.check_serializable(ic.dependency_edges(history)) is None
+    finally:
+        db.close()
+
+
 def test_list_append_on_disk(disk_db: strata.Database) -> None:
     history = ic.run_workload(
         disk_db,
