@@ -95,8 +95,10 @@ def assert_matches_prefix(db: strata.Database, rec: Recorder, need: int, where: 
     chains = rec.model(top)
     all_keys = {key for writes in rec.commits.values() for key in writes}
     for space, key in sorted(all_keys):
-        got = [(h.version, DELETED if h.deleted else h.value)
-               for h in reversed(db.keyspace(space).history(key))]
+        got = [
+            (h.version, DELETED if h.deleted else h.value)
+            for h in reversed(db.keyspace(space).history(key))
+        ]
         want = chains.get((space, key), [])
         assert got == want, f"{where}: history of {space}/{key} is {got}, expected {want}"
     for space in SPACES:
@@ -104,7 +106,8 @@ def assert_matches_prefix(db: strata.Database, rec: Recorder, need: int, where: 
         assert dict(kv.scan()) == live_at(chains, space, top), f"{where}: live scan of {space}"
         for at in range(0, top + 1):
             assert dict(kv.scan(as_of=at)) == live_at(chains, space, at), (
-                f"{where}: scan of {space} as_of {at}")
+                f"{where}: scan of {space} as_of {at}"
+            )
     report = db.verify()
     assert report["ok"], f"{where}: verify failed: {report['errors']}"
     return top
@@ -132,8 +135,14 @@ def check_state(rec: Recorder, state: CrashState, point: int) -> int:
 
 def value_for(step: int, slot: int) -> Any:
     """Values of several shapes and sizes (some span more than one sector)."""
-    shapes: list[Any] = [step, f"s{step}-{slot}", {"step": step, "pad": "x" * (step % 5 * 90)},
-                         [step, slot, None, True], b"\x00\xff" * (step % 7 * 40 + 1), step / 4]
+    shapes: list[Any] = [
+        step,
+        f"s{step}-{slot}",
+        {"step": step, "pad": "x" * (step % 5 * 90)},
+        [step, slot, None, True],
+        b"\x00\xff" * (step % 7 * 40 + 1),
+        step / 4,
+    ]
     return shapes[(step + slot) % len(shapes)]
 
 
@@ -191,9 +200,11 @@ def concurrent_writers(rec: Recorder, threads: int, per_thread: int) -> Callable
             for i in range(per_thread):
                 tag = f"t{t}-{i}"
                 while True:
-                    writes: dict[Key, Any] = {("default", f"own{t}"): tag,
-                                              ("default", f"shared{i % 2}"): tag,
-                                              ("meta", "last"): tag}
+                    writes: dict[Key, Any] = {
+                        ("default", f"own{t}"): tag,
+                        ("default", f"shared{i % 2}"): tag,
+                        ("meta", "last"): tag,
+                    }
                     try:
                         with db.transaction() as tx:
                             for (space, key), value in writes.items():
@@ -221,8 +232,15 @@ def concurrent_writers(rec: Recorder, threads: int, per_thread: int) -> Callable
     return workload
 
 
-def run_and_explore(workload: Callable[[CrashFS], None], rec: Recorder, *, kind: str,
-                    max_states: int, stride: int = 1, sector_size: int = 512) -> dict[str, int]:
+def run_and_explore(
+    workload: Callable[[CrashFS], None],
+    rec: Recorder,
+    *,
+    kind: str,
+    max_states: int,
+    stride: int = 1,
+    sector_size: int = 512,
+) -> dict[str, int]:
     """Run ``workload`` once, then check the states at every ``stride``-th crash point of
     ``kind`` (the last point always). Returns what was covered, for sanity asserts."""
     fs = CrashFS()
@@ -248,8 +266,13 @@ def run_and_explore(workload: Callable[[CrashFS], None], rec: Recorder, *, kind:
 @pytest.mark.parametrize("durability", ["standard", "always"])
 def test_power_loss_at_every_sync_recovers_a_durable_prefix(durability: str) -> None:
     rec = Recorder()
-    covered = run_and_explore(single_writer(rec, durability, steps=60 if SLOW else 36), rec,
-                              kind="sync", max_states=32 if SLOW else 8, sector_size=128)
+    covered = run_and_explore(
+        single_writer(rec, durability, steps=60 if SLOW else 36),
+        rec,
+        kind="sync",
+        max_states=32 if SLOW else 8,
+        sector_size=128,
+    )
     assert len(rec.commits) == (60 if SLOW else 36)
     assert covered["points"] > 5 and covered["recovered_partly"] > 0, covered
     assert covered["torn"] > 5, covered  # the write before each sync torn and trashed
@@ -258,15 +281,24 @@ def test_power_loss_at_every_sync_recovers_a_durable_prefix(durability: str) -> 
 @pytest.mark.parametrize("durability", ["standard", "always"])
 def test_torn_writes_at_every_write_recover_a_durable_prefix(durability: str) -> None:
     rec = Recorder()
-    covered = run_and_explore(single_writer(rec, durability, steps=22), rec, kind="write",
-                              max_states=16 if SLOW else 8, sector_size=128)
+    covered = run_and_explore(
+        single_writer(rec, durability, steps=22),
+        rec,
+        kind="write",
+        max_states=16 if SLOW else 8,
+        sector_size=128,
+    )
     assert covered["torn"] > 5, covered  # torn and trashed writes were really tried
 
 
 def test_power_loss_with_concurrent_committers_in_always_mode() -> None:
     rec = Recorder()
-    covered = run_and_explore(concurrent_writers(rec, threads=3, per_thread=10 if SLOW else 6),
-                              rec, kind="sync", max_states=16 if SLOW else 5)
+    covered = run_and_explore(
+        concurrent_writers(rec, threads=3, per_thread=10 if SLOW else 6),
+        rec,
+        kind="sync",
+        max_states=16 if SLOW else 5,
+    )
     assert len(rec.commits) == 3 * (10 if SLOW else 6)
     assert covered["recovered_partly"] > 0, covered
 

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from index_db import BTree, IndexDbError
-from page_db import MemoryFile, PageError, PageStore
-from wal_db import FileSystem, RecoveryReport, WalError, WriteAheadLog
+from index_db import BTree, CorruptIndexError, IndexDbError
+from page_db import CorruptPageError, MemoryFile, PageError, PageStore
+from wal_db import CorruptLogError, FileSystem, RecoveryReport, WalError, WriteAheadLog
 
 from . import _records as R
 from ._mvcc import Entry, VersionStore
@@ -37,6 +37,33 @@ WAL_DIR = "wal"
 LOCK_FILE = "LOCK"
 MAX_COMMIT_BYTES = 256 * 1024 * 1024  # one commit record (the whole write set)
 SYSTEM_RETENTION = b"retention"
+
+
+@dataclass(frozen=True)
+class Files:
+    """What to call the page file and the WAL in error messages (paths, or the names in a
+    custom file system)."""
+
+    page_file: str
+    wal: str
+
+    def corrupt(self, exc: BaseException, *, wal: bool) -> CorruptionError:
+        """A ``CorruptionError`` naming the page file or the WAL, for ``exc``."""
+        where = self.wal if wal else self.page_file
+        what = "WAL" if wal else "page file"
+        if isinstance(exc, CorruptionError):
+            if exc.path is not None:
+                return exc
+            err = CorruptionError(f"{what} {where}: {exc}", path=where)
+        else:
+            err = CorruptionError(f"{what} {where} is corrupt: {exc}", path=where)
+        err.__cause__ = exc
+        return err
+
+
+# what a lower layer raises for bytes that fail validation while opening
+_PAGE_DAMAGE = (CorruptPageError, CorruptIndexError)
+_WAL_DAMAGE = (CorruptLogError,)
 
 
 @dataclass
@@ -74,7 +101,9 @@ def lock_directory(path: str) -> int:
             raise DatabaseLockedError(
                 f"database {path!r} is open for writing by {holder or 'another process'} "
                 f"(lock file {name}); open it with read_only=True to read beside it",
-                path=path, holder=holder) from None
+                path=path,
+                holder=holder,
+            ) from None
         raise
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
@@ -84,8 +113,17 @@ def lock_directory(path: str) -> int:
 class Disk:
     """The page store, its B+tree and the WAL of one database."""
 
-    def __init__(self, store: PageStore, tree: BTree, wal: WriteAheadLog,
-                 meta: R.CheckpointMeta, lock_fd: int | None, read_only: bool) -> None:
+    def __init__(
+        self,
+        store: PageStore,
+        tree: BTree,
+        wal: WriteAheadLog,
+        meta: R.CheckpointMeta,
+        lock_fd: int | None,
+        read_only: bool,
+        files: Files,
+    ) -> None:
+        self.files = files
         self.store = store
         self.tree = tree
         self.wal = wal
@@ -97,8 +135,15 @@ class Disk:
     # -- opening -----------------------------------------------------------------------
 
     @classmethod
-    def open_path(cls, path: str, *, read_only: bool, wal_options: dict[str, Any],
-                  page_size: int, pool_pages: int) -> Disk:
+    def open_path(
+        cls,
+        path: str,
+        *,
+        read_only: bool,
+        wal_options: dict[str, Any],
+        page_size: int,
+        pool_pages: int,
+    ) -> Disk:
         """Open (creating unless ``read_only``) the database directory ``path``."""
         lock_fd: int | None = None
         if read_only:
@@ -107,70 +152,114 @@ class Disk:
         else:
             os.makedirs(path, exist_ok=True)
             lock_fd = lock_directory(path)
+        files = Files(os.path.join(path, PAGE_FILE), os.path.join(path, WAL_DIR))
         try:
-            store = PageStore.open(os.path.join(path, PAGE_FILE), page_size=page_size,
-                                   pool_pages=pool_pages, read_only=read_only)
             try:
-                wal = WriteAheadLog.open(os.path.join(path, WAL_DIR), read_only=read_only,
-                                         max_record_size=MAX_COMMIT_BYTES, **wal_options)
-            except BaseException:
+                store = PageStore.open(
+                    files.page_file, page_size=page_size, pool_pages=pool_pages, read_only=read_only
+                )
+            except _PAGE_DAMAGE as exc:
+                raise files.corrupt(exc, wal=False) from exc
+            try:
+                wal = WriteAheadLog.open(
+                    files.wal, read_only=read_only, max_record_size=MAX_COMMIT_BYTES, **wal_options
+                )
+            except BaseException as exc:
                 store.close()
+                if isinstance(exc, _WAL_DAMAGE):
+                    raise files.corrupt(exc, wal=True) from exc
                 raise
-            return cls._finish(store, wal, lock_fd, read_only)
+            return cls._finish(store, wal, lock_fd, read_only, files)
         except BaseException:
             if lock_fd is not None:
                 os.close(lock_fd)
             raise
 
     @classmethod
-    def open_fs(cls, fs: FileSystem, *, read_only: bool, wal_options: dict[str, Any],
-                page_size: int, pool_pages: int) -> Disk:
+    def open_fs(
+        cls,
+        fs: FileSystem,
+        *,
+        read_only: bool,
+        wal_options: dict[str, Any],
+        page_size: int,
+        pool_pages: int,
+    ) -> Disk:
         """Open a database kept in a ``wal_db.FileSystem`` (the page file and the WAL's
         segments side by side). Tests run the engine on the shared crash-simulating one."""
         if not fs.exists(PAGE_FILE):
             if read_only:
                 raise StrataUsageError("no strata database in this file system")
             _create_page_file(fs, page_size)
-        store = PageStore.open_file(fs.open(PAGE_FILE, create=False), page_size=page_size,
-                                    pool_pages=pool_pages, read_only=read_only)
+        files = Files(PAGE_FILE, "segments")
         try:
-            wal = WriteAheadLog.open(fs, read_only=read_only, max_record_size=MAX_COMMIT_BYTES,
-                                     **wal_options)
-        except BaseException:
+            store = PageStore.open_file(
+                fs.open(PAGE_FILE, create=False),
+                page_size=page_size,
+                pool_pages=pool_pages,
+                read_only=read_only,
+            )
+        except _PAGE_DAMAGE as exc:
+            raise files.corrupt(exc, wal=False) from exc
+        try:
+            wal = WriteAheadLog.open(
+                fs, read_only=read_only, max_record_size=MAX_COMMIT_BYTES, **wal_options
+            )
+        except BaseException as exc:
             store.close()
+            if isinstance(exc, _WAL_DAMAGE):
+                raise files.corrupt(exc, wal=True) from exc
             raise
-        return cls._finish(store, wal, None, read_only)
+        return cls._finish(store, wal, None, read_only, files)
 
     @classmethod
-    def _finish(cls, store: PageStore, wal: WriteAheadLog, lock_fd: int | None,
-                read_only: bool) -> Disk:
+    def _finish(
+        cls,
+        store: PageStore,
+        wal: WriteAheadLog,
+        lock_fd: int | None,
+        read_only: bool,
+        files: Files,
+    ) -> Disk:
         try:
             raw = store.meta
             if raw == b"":
                 if read_only:
-                    raise CorruptionError("the page file holds no strata checkpoint yet")
+                    raise CorruptionError(
+                        f"the page file {files.page_file} holds no strata checkpoint yet",
+                        path=files.page_file,
+                    )
                 if wal.last_lsn != 0:
                     raise CorruptionError(
-                        f"the page file is new but the WAL holds records up to LSN "
-                        f"{wal.last_lsn}: they belong to another database")
+                        f"the page file {files.page_file} is new but the WAL holds records "
+                        f"up to LSN {wal.last_lsn}: they belong to another database",
+                        path=files.page_file,
+                    )
                 tree = BTree.create(store)
-                meta = R.CheckpointMeta(uuid.uuid4().bytes, tree.meta(), 0, 0, 0, 0, 0,
-                                        time.time_ns())
+                meta = R.CheckpointMeta(
+                    uuid.uuid4().bytes, tree.meta(), 0, 0, 0, 0, 0, time.time_ns()
+                )
                 store.checkpoint(meta.encode())
             else:
-                meta = R.CheckpointMeta.decode(raw)
-                tree = BTree.open(store, meta.tree)
+                try:
+                    meta = R.CheckpointMeta.decode(raw)
+                    tree = BTree.open(store, meta.tree)
+                except (*_PAGE_DAMAGE, CorruptionError) as exc:
+                    raise files.corrupt(exc, wal=False) from exc
         except BaseException:
             wal.close()
             store.close()
             raise
-        return cls(store, tree, wal, meta, lock_fd, read_only)
+        return cls(store, tree, wal, meta, lock_fd, read_only, files)
 
     # -- recovery ----------------------------------------------------------------------
 
-    def load(self, versions: VersionStore,
-             apply_commit: Callable[[int, int, list[tuple[int, bytes, bytes | None]]], None],
-             settings: dict[bytes, bytes]) -> Recovered:
+    def load(
+        self,
+        versions: VersionStore,
+        apply_commit: Callable[[int, int, list[tuple[int, bytes, bytes | None]]], None],
+        settings: dict[bytes, bytes],
+    ) -> Recovered:
         """Load the checkpoint into ``versions`` and replay the WAL after it.
 
         Args:
@@ -189,23 +278,29 @@ class Disk:
         report: RecoveryReport = self.wal.recovery
         rec.wal_truncated_bytes = report.truncated_bytes
         rec.wal_first_lost_lsn = report.first_lost_lsn
+        files = self.files
         try:
             self._load_tree(versions, settings)
+        except (PageError, IndexDbError, CorruptionError) as exc:
+            raise files.corrupt(exc, wal=False) from exc
+        try:
             if self.wal.last_lsn < meta.lsn:
                 raise CorruptionError(
                     f"the WAL ends at LSN {self.wal.last_lsn}, before the checkpoint's LSN "
-                    f"{meta.lsn}: records the checkpoint relies on are missing")
+                    f"{meta.lsn}: records the checkpoint relies on are missing"
+                )
             if self.wal.first_lsn > meta.lsn + 1:
                 raise CorruptionError(
                     f"the WAL starts at LSN {self.wal.first_lsn}; records "
-                    f"{meta.lsn + 1}..{self.wal.first_lsn - 1} after the checkpoint are gone")
+                    f"{meta.lsn + 1}..{self.wal.first_lsn - 1} after the checkpoint are gone"
+                )
             for _lsn, payload in self.wal.replay(meta.lsn + 1):
                 version, ts_ns, ops = R.decode_commit(payload)
                 apply_commit(version, ts_ns, ops)
                 rec.replayed_records += 1
                 rec.replayed_ops += len(ops)
-        except (PageError, WalError, IndexDbError) as exc:
-            raise CorruptionError(f"recovery failed: {exc}") from exc
+        except (WalError, CorruptionError) as exc:
+            raise files.corrupt(exc, wal=True) from exc
         rec.seconds = time.perf_counter() - started
         return rec
 
@@ -236,9 +331,16 @@ class Disk:
 
     # -- checkpoints -------------------------------------------------------------------
 
-    def checkpoint(self, versions: VersionStore, dirty: set[bytes],
-                   removed: dict[bytes, list[int]], settings: dict[bytes, bytes],
-                   version: int, ts_ns: int, lsn: int) -> None:
+    def checkpoint(
+        self,
+        versions: VersionStore,
+        dirty: set[bytes],
+        removed: dict[bytes, list[int]],
+        settings: dict[bytes, bytes],
+        version: int,
+        ts_ns: int,
+        lsn: int,
+    ) -> None:
         """Write the versions up to ``version`` of ``dirty`` keys, drop ``removed`` ones,
         store ``settings``, and make it all durable as one page-db checkpoint; then cut
         the WAL before ``lsn + 1``. The caller keeps GC away while this runs."""
@@ -268,8 +370,16 @@ class Disk:
         # the pages must not claim a commit whose WAL record could still be lost: after a
         # crash the log would reuse its LSN and recovery would skip the new record
         self.wal.sync(lsn)
-        meta = R.CheckpointMeta(self.meta.db_id, tree.meta(), lsn, version, ts_ns,
-                                versions.swept_version, versions.swept_ts, time.time_ns())
+        meta = R.CheckpointMeta(
+            self.meta.db_id,
+            tree.meta(),
+            lsn,
+            version,
+            ts_ns,
+            versions.swept_version,
+            versions.swept_ts,
+            time.time_ns(),
+        )
         self.store.checkpoint(meta.encode())
         self.meta = meta
         self.wal.truncate_before(lsn + 1)
