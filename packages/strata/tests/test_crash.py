@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 import strata
-from strata_testkit import CrashFS, CrashState
+from strata_testkit import CrashFS, CrashState, Fsync
 
 SLOW = os.environ.get("STRATA_SLOW") == "1"
 SPACES = ("default", "meta")
@@ -245,6 +245,9 @@ def run_and_explore(
     ``kind`` (the last point always). Returns what was covered, for sanity asserts."""
     fs = CrashFS()
     workload(fs)
+    fsynced = {op.file for op in fs.trace if isinstance(op, Fsync)}
+    assert "data.strata" in fsynced, "no page-db checkpoint reached the page file"
+    assert any(name.endswith(".wal") for name in fsynced), f"no WAL segment synced: {fsynced}"
     points = fs.crash_points(kind)  # type: ignore[arg-type]
     chosen = sorted(set(points[::stride]) | {points[-1]})
     covered = {"states": 0, "torn": 0, "recovered_partly": 0, "points": len(chosen)}
@@ -310,7 +313,7 @@ def test_a_crash_during_recovery_is_recovered_too() -> None:
     fs = CrashFS()
     single_writer(rec, "standard", steps=20)(fs)
     first_point = fs.crash_points("sync")[len(fs.crash_points("sync")) // 2]
-    crashed = next(fs.crash_states(first_point, max_states=2))  # ``keep`` if it differs
+    crashed = list(fs.crash_states(first_point, max_states=2))[-1]  # ``keep`` if it differs
     need = rec.must_survive(first_point)
     second = CrashFS(crashed.files)
     with strata.open(second) as db:  # recovery, then a checkpoint at close
