@@ -440,11 +440,6 @@ def test_a_failed_fsync_poisons_the_database_and_reopen_recovers_a_prefix(durabi
     assert states >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: KV.get's fast path checks only _closed, "
-    "so a poisoned database still answers get() instead of raising",
-)
 def test_get_on_a_poisoned_database_raises() -> None:
     fs = CrashFS()
     db = strata.open(fs, durability="always")

@@ -75,7 +75,8 @@ class Engine:
         self._last_lsn = 0
         self.published = 0
         self._wal_bytes = 0
-        self._closed = False
+        self._closed = False  # closed or poisoned: the hot paths check this one flag
+        self._shut = False  # close() ran
         self._poisoned: BaseException | None = None
         self.locks = LockManager(default_timeout=lock_timeout)
         self.locks_timeout = lock_timeout
@@ -108,12 +109,12 @@ class Engine:
 
     def check_open(self) -> None:
         """Raise if the database is closed or poisoned."""
-        if self._closed:
-            raise DatabaseClosedError("the database is closed")
-        if self._poisoned is not None:
+        if self._poisoned is not None and not self._shut:
             raise DatabasePoisonedError(
                 f"a write or fsync failed ({self._poisoned}); reopen the database to recover "
                 "what is durable") from self._poisoned
+        if self._closed:
+            raise DatabaseClosedError("the database is closed")
 
     def check_writable(self) -> None:
         """Raise unless writes are allowed."""
@@ -124,6 +125,7 @@ class Engine:
     def _poison(self, exc: BaseException) -> DatabasePoisonedError:
         if self._poisoned is None:
             self._poisoned = exc
+            self._closed = True
         err = DatabasePoisonedError(
             f"a write or fsync failed ({exc}); the database refuses further use until it is "
             "reopened")
@@ -419,8 +421,9 @@ class Engine:
 
     def close(self) -> None:
         """Stop the maintenance thread, checkpoint (file modes) and close the files."""
-        if self._closed:
+        if self._shut:
             return
+        self._shut = True
         self._stop.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -443,7 +446,7 @@ class Engine:
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` ran."""
-        return self._closed
+        return self._shut
 
     def file_sizes(self) -> dict[str, int]:
         """Bytes on disk: the page file and the WAL directory (0 in cache mode)."""
