@@ -312,21 +312,8 @@ class TxKV:
             tx._lock(self.name, ek, lock_db.LockMode.X)
         found, _ = self._entry(ek, None)
         if found:
-            if ek in tx._writes and not self._committed_live(ek):
-                # Deleting a key this transaction created: nothing to commit for it (a
-                # tombstone would put a delete of a never-visible key into history).
-                del tx._writes[ek]
-            else:
-                tx._writes[ek] = None
+            tx._writes[ek] = None
         return found
-
-    def _committed_live(self, ek: bytes) -> bool:
-        """Whether ``ek`` has a live committed value as this transaction reads."""
-        tx = self._tx
-        if tx._serializable:
-            tx._reads.add(ek)
-        entry = tx._engine._versions.read(ek, tx._read_version())
-        return entry is not None and entry[2] is not None
 
     def delete_many(self, keys: Iterable[str | bytes]) -> int:
         """Delete each key; returns how many existed for this transaction."""
@@ -412,6 +399,8 @@ class TxKV:
                 return
             if raw is None:
                 continue
+            if tx._done:  # its snapshot is released: GC may already be removing it
+                raise TransactionClosedError("the transaction ended while a scan was open")
             yield user_key(key, self._plen), decode_value(raw)
             n += 1
 
