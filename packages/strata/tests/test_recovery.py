@@ -417,6 +417,7 @@ def test_a_failed_fsync_poisons_the_database_and_reopen_recovers_a_prefix(durabi
             db.checkpoint()
     for call in (
         lambda: db.kv.put("later", 2),
+        lambda: db.kv.get("k1"),
         lambda: list(db.kv.scan()),
         lambda: db.kv.history("k1"),
         db.transaction,
