@@ -16,6 +16,7 @@ replays the WAL records after the checkpoint's LSN (docs/architecture.md, D16).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
 import time
@@ -29,6 +30,7 @@ from page_db import CorruptPageError, MemoryFile, PageError, PageStore
 from wal_db import CorruptLogError, FileSystem, RecoveryReport, WalError, WriteAheadLog
 
 from . import _records as R
+from ._checkpoint import rewrite, should_rewrite, write_incremental
 from ._mvcc import Entry, VersionStore
 from .errors import CorruptionError, DatabaseLockedError, StrataUsageError
 
@@ -85,8 +87,6 @@ def lock_directory(path: str) -> int:
     Raises:
         DatabaseLockedError: another writer holds it; the message names the holder.
     """
-    import fcntl
-
     name = os.path.join(path, LOCK_FILE)
     fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -345,28 +345,11 @@ class Disk:
         store ``settings``, and make it all durable as one page-db checkpoint; then cut
         the WAL before ``lsn + 1``. The caller keeps GC away while this runs."""
         tree = self.tree
-        previous = self.meta.version
-        tkey, entry = R.tree_key, R.encode_entry
-        for key in sorted(dirty.union(removed)):
-            gone = removed.get(key)
-            if gone:
-                for v in gone:
-                    if v <= previous:
-                        tree.delete(tkey(key, v))
-            chain = versions.chains.get(key)
-            if not chain:
-                continue
-            pruned = key in versions.pruned
-            first = chain[0]
-            for e in chain:
-                v = e[0]
-                if v > version:
-                    break
-                is_first = e is first
-                if v > previous or (is_first and gone):
-                    tree.put(tkey(key, v), entry(e[1], e[2], pruned and is_first))
-        for name, value in settings.items():
-            tree.put(R.SYSTEM_PREFIX + name, value)
+        if should_rewrite(tree, dirty, removed):
+            tree = self.tree = rewrite(self.store, tree, versions, settings, version)
+        else:
+            write_incremental(tree, versions, dirty, removed, settings, version,
+                              self.meta.version)
         # the pages must not claim a commit whose WAL record could still be lost: after a
         # crash the log would reuse its LSN and recovery would skip the new record
         self.wal.sync(lsn)
