@@ -126,16 +126,26 @@ def test_a_malformed_key_is_rejected() -> None:
         R.decode_commit(record)
 
 
-_KEYS = st.builds(lambda space, tag, rest: bytes([len(space)]) + space + bytes([tag]) + rest,
-                  st.binary(min_size=1, max_size=8), st.sampled_from([1, 2]),
-                  st.binary(max_size=30))
+_KEYS = st.builds(
+    lambda space, tag, rest: bytes([len(space)]) + space + bytes([tag]) + rest,
+    st.binary(min_size=1, max_size=8),
+    st.sampled_from([1, 2]),
+    st.binary(max_size=30),
+)
 
 
-@given(st.lists(st.tuples(st.sampled_from([R.OP_PUT, R.OP_DELETE, R.OP_SYSTEM]),
-                          _KEYS, st.binary(max_size=60)),
-                max_size=20),
-       st.integers(1, 2**64 - 1), st.integers(0, 2**64 - 1))
-def test_commit_records_round_trip(ops: list[tuple[int, bytes, bytes]], version: int,
-                                   ts: int) -> None:
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([R.OP_PUT, R.OP_DELETE, R.OP_SYSTEM]), _KEYS, st.binary(max_size=60)
+        ),
+        max_size=20,
+    ),
+    st.integers(1, 2**64 - 1),
+    st.integers(0, 2**64 - 1),
+)
+def test_commit_records_round_trip(
+    ops: list[tuple[int, bytes, bytes]], version: int, ts: int
+) -> None:
     shaped = [(op, key, None if op == R.OP_DELETE else value) for op, key, value in ops]
     assert R.decode_commit(R.encode_commit(version, ts, shaped)) == (version, ts, shaped)

@@ -453,3 +453,14 @@ def test_get_on_a_poisoned_database_raises() -> None:
             db.kv.get("a")
     finally:
         db.close()
+
+
+def test_a_restored_database_opens_read_only_before_any_writer_opened_it(tmp_path: Path) -> None:
+    with strata.open(tmp_path / "db") as db:
+        db.kv.put("k", [1, 2])
+        db.kv.put("k", [3])
+        db.backup(tmp_path / "b.snap")
+    strata.restore(tmp_path / "b.snap", tmp_path / "copy")
+    with strata.open(tmp_path / "copy", read_only=True) as copy:
+        assert copy.kv.get("k") == [3] and copy.kv.get("k", as_of=1) == [1, 2]
+        assert copy.verify()["ok"]

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 import persist_db
 from index_db import BTree
 from page_db import PageStore
+from wal_db import WriteAheadLog
 
 from . import _records as R
-from ._durable import PAGE_FILE
+from ._durable import PAGE_FILE, WAL_DIR
 from .errors import CorruptionError, StrataUsageError
 
 if TYPE_CHECKING:
@@ -178,6 +179,7 @@ def restore(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
                                     int(header["ts_ns"]), int(header["swept_version"]),
                                     int(header["swept_ts_ns"]), time.time_ns())
             store.checkpoint(meta.encode())
+        WriteAheadLog.open(os.path.join(work, WAL_DIR)).close()  # empty, so read-only opens work
         if os.path.isdir(dest):
             os.rmdir(dest)
         os.rename(work, dest)
