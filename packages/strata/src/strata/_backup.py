@@ -121,7 +121,7 @@ def _parse_key(frame: bytes, out: list[tuple[bytes, bytes]]) -> int:
         out.append((R.tree_key(key, v), R.encode_entry(ts, value, bool(flags & R.FLAG_PRUNED))))
     if pos != len(frame):
         raise CorruptionError("backup key frame has trailing bytes")
-    return count
+    return int(count)
 
 
 def restore(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,

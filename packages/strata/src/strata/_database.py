@@ -86,12 +86,12 @@ def open(  # noqa: A001 - the module-level name users expect: strata.open
     # that shows as corruption, and opening again at the newer checkpoint resolves it
     attempts = 5 if read_only else 1
     for attempt in range(attempts):
+        where: str | None = None
         if isinstance(path, (str, os.PathLike)):
-            where: str | None = os.fspath(path)
-            disk = Disk.open_path(where, read_only=read_only, wal_options=wal_options,
+            where = directory = os.fspath(path)
+            disk = Disk.open_path(directory, read_only=read_only, wal_options=wal_options,
                                   page_size=page_size, pool_pages=cache_pages)
         else:
-            where = None
             disk = Disk.open_fs(path, read_only=read_only, wal_options=wal_options,
                                 page_size=page_size, pool_pages=cache_pages)
         try:
