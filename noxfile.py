@@ -36,8 +36,10 @@ OLDEST = [
     "numpy==1.24.0",
     "pytest==7.0.0",
     "hypothesis==6.80.0",
+    "msgpack==1.0.3",
+    "sortedcontainers==2.4.0",
 ]
-OLDEST_PACKAGES = ["page-db", "wal-db", "lock-db", "persist", "index-db"]  # the packages at 1.0
+OLDEST_PACKAGES = ["page-db", "wal-db", "lock-db", "persist", "index-db", "strata"]
 FUZZ_SECONDS = 15  # per atheris target in the default run; `nox -s fuzz -- 600` for longer
 
 nox.options.sessions = [
@@ -113,7 +115,7 @@ def tests_testkit(session: nox.Session) -> None:
 
 @nox.session(name="tests-oldest", python=interpreter("3.10"))
 def tests_oldest(session: nox.Session) -> None:
-    """Run the 1.0 packages' tests on Python 3.10 with the oldest supported dependencies."""
+    """Run the packages. tests on Python 3.10 with the oldest supported dependencies."""
     session.install(*OLDEST)
     session.install(TESTKIT, *(full(name) for name in OLDEST_PACKAGES))
     for name in OLDEST_PACKAGES:  # one pytest run each: their conftest.py files share a name
