@@ -115,7 +115,7 @@ def tests_testkit(session: nox.Session) -> None:
 
 @nox.session(name="tests-oldest", python=interpreter("3.10"))
 def tests_oldest(session: nox.Session) -> None:
-    """Run the packages. tests on Python 3.10 with the oldest supported dependencies."""
+    """Run every package's tests on Python 3.10 with the oldest supported dependencies."""
     session.install(*OLDEST)
     session.install(TESTKIT, *(full(name) for name in OLDEST_PACKAGES))
     for name in OLDEST_PACKAGES:  # one pytest run each: their conftest.py files share a name
