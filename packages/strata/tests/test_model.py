@@ -34,12 +34,11 @@ import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
-    precondition,
     rule,
 )
 
@@ -47,7 +46,7 @@ import strata
 from strata import Composite, HistoryUnavailableError, KeepAll, KeepFor, KeepLast
 
 pytest.importorskip("strata_testkit")
-from strata_testkit import CrashFS  # noqa: E402
+from strata_testkit import CrashFS
 
 SLOW = bool(os.environ.get("STRATA_SLOW"))
 
@@ -301,8 +300,8 @@ class _Base(RuleBasedStateMachine):
                         got is DELETED and sk not in writes and seen is DELETED
                     )
                 if rollback:
-                    raise _Rollback
-        except _Rollback:
+                    raise _RollbackError
+        except _RollbackError:
             return
         if writes:
             assert tx.version == self.commit(writes)
@@ -411,7 +410,7 @@ class _Base(RuleBasedStateMachine):
             assert self.db.version == self.model.version
 
 
-class _Rollback(Exception):
+class _RollbackError(Exception):
     pass
 
 

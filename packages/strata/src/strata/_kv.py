@@ -55,14 +55,36 @@ def as_of_bound(as_of: object) -> tuple[int, bool]:
             raise StrataUsageError(f"as_of version must be ≥ 0, got {as_of}")
         return as_of, False
     if type(as_of) is float:
-        if not as_of >= 0:
-            raise StrataUsageError(f"as_of timestamp must be ≥ 0, got {as_of}")
-        return int(as_of * 1_000_000_000), True
+        if not 0 <= as_of < _MAX_SECONDS:
+            raise StrataUsageError(f"as_of timestamp must be finite and ≥ 0, got {as_of}")
+        return seconds_bound(as_of), True
     if isinstance(as_of, _dt.datetime):
-        return int(as_of.timestamp() * 1_000_000_000), True
+        return seconds_bound(as_of.timestamp()), True
     raise StrataUsageError(
         f"as_of is a version (int) or a timestamp (float seconds or datetime), not "
         f"{type(as_of).__name__}")
+
+
+_MAX_SECONDS = 2.0**63 / 1e9
+
+
+def seconds_bound(seconds: float) -> int:
+    """The newest timestamp in ns that a version may have to be visible ``as_of`` seconds:
+    the largest ``n`` with ``n / 1e9 <= seconds``, so that reading as of a version's
+    public ``Version.timestamp`` (``ts_ns / 1e9``, a float that cannot hold every ns
+    near the present) finds that version. ``int(seconds * 1e9)`` may land a few hundred
+    ns below it."""
+    if seconds <= 0:
+        return 0
+    lo = int(seconds * 1e9) - 2048  # a float near today holds time to ~240 ns
+    hi = lo + 4096
+    while lo < hi:  # bisect for the last n with n / 1e9 <= seconds
+        mid = (lo + hi + 1) // 2
+        if mid / 1e9 <= seconds:
+            lo = mid
+        else:
+            hi = mid - 1
+    return max(lo, 0)
 
 
 def check_limit(limit: object) -> int | None:
@@ -90,7 +112,7 @@ class KV:
     (64-bit), float, str, bytes, list, dict with str keys.
     """
 
-    __slots__ = ("_engine", "_versions", "_prefix", "_plen", "name")
+    __slots__ = ("_engine", "_plen", "_prefix", "_versions", "name")
 
     def __init__(self, engine: Engine, name: str) -> None:
         self._engine = engine
@@ -151,6 +173,7 @@ class KV:
         """The values of ``keys`` in order (``default`` for missing ones), all read at one
         snapshot. Raises as ``get``."""
         engine = self._engine
+        engine.check_open()
         with engine.snapshot() as snap:
             at, by_ts = (None, False) if as_of is None else as_of_bound(as_of)
             read = self._versions.read
