@@ -187,7 +187,7 @@ def policy_from_json(data: Any) -> RetentionPolicy:
     if kind == "keep_for":
         return KeepFor(data.get("seconds"))  # type: ignore[arg-type]
     if kind == "composite":
-        overrides = data.get("overrides") or {}
+        overrides = data.get("overrides", {})
         if not isinstance(overrides, dict):
             raise StrataUsageError("a stored Composite policy's overrides are not an object")
         return Composite(policy_from_json(data.get("default")),
