@@ -80,7 +80,7 @@ KEY_VECTORS: list[tuple[str | bytes, str]] = [
 
 def doc_table(title: str) -> list[tuple[str, str]]:
     """Rows (python literal, hex) of the golden table under heading ``title``."""
-    for name in ("FORMAT.md", "FORMAT-codec.md"):  # the lead merges the section into FORMAT.md
+    for name in ("FORMAT.md",):
         path = DOCS / name
         if path.exists() and title in path.read_text(encoding="utf-8"):
             section = path.read_text(encoding="utf-8").split(title, 1)[1].split("\n#", 1)[0]
