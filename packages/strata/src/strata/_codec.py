@@ -384,6 +384,9 @@ def decode_value(data: bytes) -> object:
             MessagePack, trailing bytes, any ext type (timestamps too), a non-str map key,
             an int outside int64, nesting deeper than ``MAX_DEPTH``.
     """
+    # the commonest value, bytes of up to 255 (bin 8: 0xc4, length, bytes), without a call
+    if len(data) > 1 and data[0] == 0xC4 and len(data) == data[1] + 2:
+        return data[2:]
     # msgpack >= 1.0 defaults: lists, every max_*_len capped at len(data) (so no huge alloc).
     try:
         value = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_refuse)

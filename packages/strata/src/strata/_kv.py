@@ -216,8 +216,15 @@ class KV:
             return
         plen = self._plen
         with self._engine.snapshot() as snap:
-            at, by_ts = bound if bound is not None else (None, False)
             n = 0
+            if bound is None:
+                for user, raw in self._versions.scan_view(lo, hi, snap, reverse):
+                    yield user, decode_value(raw)
+                    n += 1
+                    if n == limit:
+                        return
+                return
+            at, by_ts = bound
             for ek, entry in self._versions.scan(lo, hi, snap, at, by_ts, reverse):
                 yield user_key(ek, plen), decode_value(entry[2])  # type: ignore[arg-type]
                 n += 1
@@ -229,7 +236,7 @@ class KV:
         self._engine.check_open()
         lo, hi = scan_bounds(self._prefix, key_prefix=prefix)
         with self._engine.snapshot() as snap:
-            return sum(1 for _ in self._versions.scan(lo, hi, snap))
+            return sum(1 for _ in self._versions.scan_view(lo, hi, snap))
 
     def history(self, key: str | bytes, *, limit: int | None = None) -> list[Version]:
         """Every retained version of ``key``, newest first, deletes included.

@@ -10,21 +10,21 @@ index and ``list.append`` are atomic, a chain only ever grows at its end while r
 walk it from the end, and garbage collection replaces a chain with a new list instead of
 cutting it in place, so a reader holding the old list keeps a consistent view. Versions
 above the published version (applied, not yet visible) are skipped by every read. Only
-the sorted key list needs a lock of its own (``keys_lock``), held for short batches.
+the key order (``_order.KeyOrder``: a sorted view of the newest values plus the keys
+created since) has a lock of its own, held for short batches.
 """
 
 from __future__ import annotations
 
-import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from itertools import islice
-
-from sortedcontainers import SortedList
-
+from typing import Any
+from ._codec import user_key
+from ._order import KeyOrder
 from .errors import HistoryUnavailableError
 
 Entry = tuple[int, int, "bytes | None"]
-_BATCH = 128
+_STEP = 128
 
 
 class VersionStore:
@@ -32,8 +32,7 @@ class VersionStore:
 
     def __init__(self, *, track_changes: bool) -> None:
         self.chains: dict[bytes, list[Entry]] = {}
-        self.keys: SortedList = SortedList()
-        self.keys_lock = threading.Lock()
+        self.order = KeyOrder(lambda key: user_key(key, key[0] + 1))
         # keys whose older history GC removed: an as_of read that finds no version raises
         self.pruned: set[bytes] = set()
         # the newest tombstone GC swept whole (with its key): reads older than it that
@@ -58,11 +57,8 @@ class VersionStore:
             else:
                 chain.append((version, ts_ns, value))
         if new:
-            with self.keys_lock:
-                if len(new) == 1:
-                    self.keys.add(new[0])
-                else:
-                    self.keys.update(new)
+            self.order.created(new)
+        self.order.touch([key for key, _ in ops])
         if self.track_changes:
             self.dirty.update(key for key, _ in ops)
 
@@ -74,8 +70,7 @@ class VersionStore:
 
     def rebuild_keys(self) -> None:
         """Build the sorted key list from ``chains`` after a bulk load."""
-        with self.keys_lock:
-            self.keys = SortedList(self.chains)
+        self.order.reset(list(self.chains))
 
     # -- reading (no lock) -------------------------------------------------------------
 
@@ -138,25 +133,49 @@ class VersionStore:
                 f"{bound} cannot tell a swept key from one that never existed")
 
     def iter_keys(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[bytes]:
-        """Encoded keys in ``[lo, hi)`` in order, read in short batches under ``keys_lock``.
+        """Encoded keys in ``[lo, hi)`` in order (see ``KeyOrder.iter_keys``); keys added
+        during the iteration are seen or not; none is returned twice."""
+        return self.order.iter_keys(lo, hi, reverse)
 
-        Keys added during the iteration are seen or not; none is returned twice.
-        """
-        lo_inclusive = True
-        while True:
-            with self.keys_lock:
-                if hi is not None and lo >= hi:
-                    return
-                chunk = list(islice(self.keys.irange(lo, hi, (lo_inclusive, False), reverse),
-                                    _BATCH))
-            yield from chunk
-            if len(chunk) < _BATCH:
-                return
-            if reverse:
-                hi = chunk[-1]
+    def scan_view(self, lo: bytes, hi: bytes | None, published: int,
+                  reverse: bool = False) -> Iterator[tuple[Any, bytes]]:
+        """``(user key, encoded value)`` of every live key in ``[lo, hi)`` at the newest
+        version a reader at ``published`` sees, in key order — the fast path of scans at a
+        current snapshot, reading the key order's view (rebuilt first when stale) and the
+        version chains only for keys written or created since it was built."""
+        order = self.order
+        if order.needs_rebuild():
+            order.rebuild(self.chains, published)
+        view = order.view
+        with order.lock:
+            order._absorb()
+            fresh = bool(order.fresh) and next(iter(order.fresh.irange(lo, hi, (True, False))),
+                                               None) is not None
+        if fresh or view.version < 0 or published < view.version:
+            for key, entry in self.scan(lo, hi, published, reverse=reverse):
+                yield user_key(key, key[0] + 1), entry[2]  # type: ignore[misc]
+            return
+        keys, users, values, touched = view.keys, view.users, view.values, view.touched
+        start = bisect_left(keys, lo)
+        stop = len(keys) if hi is None else bisect_left(keys, hi)
+        step = -_STEP if reverse else _STEP
+        edges = range(stop, start, step) if reverse else range(start, stop, step)
+        read = self.read
+        for edge in edges:
+            a, b = (max(start, edge + step), edge) if reverse else (edge, min(stop, edge + step))
+            if touched:
+                rows = zip(keys[a:b], users[a:b], values[a:b])
+                for key, user, raw in (reversed(list(rows)) if reverse else rows):
+                    if key in touched:
+                        entry = read(key, published)
+                        raw = None if entry is None else entry[2]
+                    if raw is not None:
+                        yield user, raw
             else:
-                lo = chunk[-1]
-                lo_inclusive = False
+                rows2 = zip(users[a:b], values[a:b])
+                for user, raw in (reversed(list(rows2)) if reverse else rows2):
+                    if raw is not None:
+                        yield user, raw
 
     def scan(self, lo: bytes, hi: bytes | None, published: int, bound: int | None = None,
              by_ts: bool = False, reverse: bool = False) -> Iterator[tuple[bytes, Entry]]:
@@ -236,8 +255,7 @@ class VersionStore:
             removed_versions += n
             if n >= len(chain):
                 del chains[key]
-                with self.keys_lock:
-                    self.keys.discard(key)
+                self.order.removed(key)
                 self.pruned.discard(key)
                 self.dirty.discard(key)
                 tomb = chain[-1]

@@ -101,9 +101,8 @@ def _check_memory(engine: Engine, errors: list[str], report: dict[str, Any]) -> 
             previous = version
         if previous > engine._last_version:
             errors.append(f"memory: key {key!r} has version {previous} past the last commit")
-    with versions.keys_lock:
-        listed = len(versions.keys)
-        missing = [key for key in versions.chains if key not in versions.keys]
+    listed = len(versions.order)
+    missing = [key for key in list(versions.chains) if key not in versions.order]
     if listed != len(versions.chains) or missing:
         errors.append(f"memory: the sorted key list holds {listed} keys for "
                       f"{len(versions.chains)} chains")

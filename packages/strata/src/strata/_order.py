@@ -1,0 +1,216 @@
+"""Key order for scans: a sorted base list with a view of the newest values, plus the keys
+created since it was built.
+
+A dict lookup per key costs a scan most of its time: in key order the dict's entries, the
+key objects and the version chains sit at random places in memory. So scans read from a
+*view* built in key order instead — the sorted keys, their decoded user keys and their
+newest encoded values as of one version (``View.version``), in parallel lists — and fall
+back to the version chains only for the keys committed since (``View.touched``), for keys
+created since (``fresh``, a sorted list, fed through ``incoming``), and for readers whose
+snapshot is older than the view.
+
+Concurrency: commits (under the database's commit lock) add new keys to ``incoming`` under
+``lock`` and add every written key to each set in ``touching`` *before* the commit is
+published, so a reader that sees a version newer than the view's also sees its key in
+``touched``. A rebuild snapshots the key lists under ``lock``, installs a new touched set
+(fed from then on), reads the published version, builds the lists without any lock (a key
+whose newest version is already past that version goes into the new touched set), and
+swaps the view in under ``lock``. Readers take ``lock`` only to absorb ``incoming`` and to
+copy a short batch of fresh keys.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from heapq import merge
+from itertools import islice
+from typing import Any
+
+from sortedcontainers import SortedList
+
+Entry = tuple[int, int, "bytes | None"]
+_BATCH = 128
+REBUILD_MIN = 4096  # rebuild once more than max(this, a quarter of the keys) changed
+
+
+class View:
+    """Sorted keys with their user keys and newest values as of ``version``."""
+
+    __slots__ = ("keys", "users", "values", "version", "touched")
+
+    def __init__(self, keys: list[bytes], users: list[Any], values: list[bytes | None],
+                 version: int, touched: set[bytes]) -> None:
+        self.keys = keys
+        self.users = users
+        self.values = values
+        self.version = version
+        self.touched = touched
+
+
+class KeyOrder:
+    """Every key of the version store, in order (see the module docstring)."""
+
+    def __init__(self, user_key: Callable[[bytes], Any]) -> None:
+        self.lock = threading.Lock()
+        self._user_key = user_key
+        self.view = View([], [], [], -1, set())
+        self.fresh: SortedList = SortedList()
+        self._next_fresh: SortedList | None = None  # keys created during a rebuild
+        self.incoming: list[bytes] = []
+        self.touching: list[set[bytes]] = [self.view.touched]
+        self.swept = 0  # base keys whose chains GC removed since the last rebuild
+
+    # -- writers (commit lock held) ----------------------------------------------------
+
+    def created(self, keys: list[bytes]) -> None:
+        """Record new keys (unsorted; sorted when a reader needs them)."""
+        with self.lock:
+            self.incoming.extend(keys)
+
+    def touch(self, keys: Any) -> None:
+        """Record written keys; call before the commit is published."""
+        for touched in self.touching:
+            touched.update(keys)
+
+    def removed(self, key: bytes) -> None:
+        """A key's chain is gone (GC swept it)."""
+        with self.lock:
+            self._absorb()
+            if key in self.fresh:
+                self.fresh.remove(key)
+            else:
+                self.swept += 1  # still listed in the view's keys
+            if self._next_fresh is not None:
+                self._next_fresh.discard(key)
+            for touched in self.touching:
+                touched.add(key)
+
+    def reset(self, keys: list[bytes]) -> None:
+        """Replace everything with ``keys`` (after a bulk load); no view until a rebuild."""
+        with self.lock:
+            self.view = View(sorted(keys), [], [], -1, set())
+            self.touching = [self.view.touched]
+            self.fresh = SortedList()
+            self.incoming = []
+            self.swept = 0
+
+    # -- readers -----------------------------------------------------------------------
+
+    def _absorb(self) -> None:
+        """Move ``incoming`` into the sorted fresh list(s). Caller holds ``lock``."""
+        if self.incoming:
+            batch, self.incoming = self.incoming, []
+            self.fresh.update(batch)
+            if self._next_fresh is not None:
+                self._next_fresh.update(batch)
+
+    def __len__(self) -> int:
+        with self.lock:
+            self._absorb()
+            return len(self.view.keys) + len(self.fresh) - self.swept
+
+    def __contains__(self, key: bytes) -> bool:
+        with self.lock:
+            self._absorb()
+            keys = self.view.keys
+            i = bisect_left(keys, key)
+            return (i < len(keys) and keys[i] == key) or key in self.fresh
+
+    def needs_rebuild(self) -> bool:
+        """Whether the view is missing or stale enough that a rebuild pays."""
+        view = self.view
+        return view.version < 0 or (
+            len(view.touched) + len(self.fresh) + len(self.incoming)
+            > max(REBUILD_MIN, len(view.keys) // 4))
+
+    def rebuild(self, chains: dict[bytes, list[Entry]], version: int) -> None:
+        """Build a new view as of ``version``, a published version (see the module
+        docstring); a no-op while another thread rebuilds."""
+        with self.lock:
+            if self._next_fresh is not None:
+                return  # another reader is rebuilding
+            self._absorb()
+            old = self.view
+            keys = _unique(merge(old.keys, self.fresh)) if self.fresh else list(old.keys)
+            self._next_fresh = SortedList()
+            touched: set[bytes] = set()
+            self.touching.append(touched)
+        try:
+            users: list[Any] = []
+            values: list[bytes | None] = []
+            live: list[bytes] = []
+            user_key = self._user_key
+            for key in keys:
+                chain = chains.get(key)
+                if chain is None:
+                    touched.add(key)  # swept, or about to be: never take the view's word
+                    continue
+                entry = chain[-1]
+                if entry[0] > version:
+                    touched.add(key)
+                    entry = next((e for e in reversed(chain) if e[0] <= version), None)  # type: ignore[arg-type]
+                live.append(key)
+                users.append(user_key(key))
+                values.append(None if entry is None else entry[2])
+        except BaseException:
+            with self.lock:
+                self.touching.remove(touched)
+                self._next_fresh = None
+            raise
+        with self.lock:
+            self._absorb()
+            self.view = View(live, users, values, version, touched)
+            self.touching = [touched]
+            assert self._next_fresh is not None
+            self.fresh, self._next_fresh = self._next_fresh, None
+            self.swept = 0
+
+    def iter_keys(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[bytes]:
+        """Every key in ``[lo, hi)`` in order (base and fresh merged), in short batches;
+        keys created during the iteration may be seen or not; none is returned twice.
+        Keys GC swept may appear: callers check the chain."""
+        lo_inclusive = True
+        while True:
+            with self.lock:
+                self._absorb()
+                if hi is not None and lo >= hi:
+                    return
+                keys = self.view.keys
+                if reverse:
+                    end = len(keys) if hi is None else bisect_left(keys, hi)
+                    start = bisect_left(keys, lo)
+                    if not lo_inclusive and start < end and keys[start] == lo:
+                        start += 1
+                    base = keys[max(start, end - _BATCH):end][::-1]
+                    extra = list(islice(self.fresh.irange(lo, hi, (lo_inclusive, False), True),
+                                        _BATCH))
+                    chunk = _unique(islice(merge(base, extra, reverse=True), _BATCH))
+                else:
+                    start = bisect_left(keys, lo)
+                    if not lo_inclusive and start < len(keys) and keys[start] == lo:
+                        start += 1
+                    stop = len(keys) if hi is None else bisect_left(keys, hi)
+                    base = keys[start:min(stop, start + _BATCH)]
+                    extra = list(islice(self.fresh.irange(lo, hi, (lo_inclusive, False)),
+                                        _BATCH))
+                    chunk = _unique(islice(merge(base, extra), _BATCH)) if extra else base
+            yield from chunk
+            if len(chunk) < _BATCH and not (extra and len(base) + len(extra) > len(chunk)):
+                return
+            if reverse:
+                hi = chunk[-1]
+            else:
+                lo = chunk[-1]
+                lo_inclusive = False
+
+
+def _unique(keys: Any) -> list[bytes]:
+    """A sorted sequence without repeats (a key GC swept from the base and created again
+    is in both the base and the fresh list)."""
+    out: list[bytes] = []
+    for key in keys:
+        if not out or out[-1] != key:
+            out.append(key)
+    return out
