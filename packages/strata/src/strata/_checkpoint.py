@@ -18,6 +18,7 @@ from index_db import BTree
 from page_db import PageStore
 
 from . import _records as R
+from ._gcpause import gc_paused
 from ._mvcc import VersionStore
 
 REWRITE_FRACTION = 8  # rewrite when changed entries * this >= entries in the tree
@@ -63,6 +64,12 @@ def rewrite(store: PageStore, old: BTree, versions: VersionStore,
             settings: dict[bytes, bytes], version: int) -> BTree:
     """Bulk-load a new tree holding every retained version up to ``version`` plus
     ``settings``, drop ``old``, and return the new tree."""
+    with gc_paused():
+        return _rewrite(store, old, versions, settings, version)
+
+
+def _rewrite(store: PageStore, old: BTree, versions: VersionStore,
+             settings: dict[bytes, bytes], version: int) -> BTree:
     tkey, entry = R.tree_key, R.encode_entry
     chains = versions.chains
     pruned = versions.pruned

@@ -26,6 +26,7 @@ from wal_db import RecordTooLargeError, WalError
 
 from . import _records as R
 from ._durable import SYSTEM_RETENTION, Disk
+from ._gcpause import gc_paused
 from ._mvcc import VersionStore
 from ._retention import KeepAll, RetentionPolicy, decode_policy, encode_policy
 from .errors import (
@@ -93,7 +94,8 @@ class Engine:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         if disk is not None:
-            disk.load(self._versions, self._replay_commit, self._settings)
+            with gc_paused():
+                disk.load(self._versions, self._replay_commit, self._settings)
             self._last_lsn = disk.wal.last_lsn
             self.last_checkpoint_time = disk.meta.time_ns / 1e9
             self._last_version = max(self._last_version, disk.meta.version)

@@ -30,6 +30,8 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
+from ._gcpause import gc_paused
+
 Entry = tuple[int, int, "bytes | None"]
 _BATCH = 128
 REBUILD_MIN = 4096  # rebuild once more than max(this, a quarter of the keys) changed
@@ -138,22 +140,8 @@ class KeyOrder:
             touched: set[bytes] = set()
             self.touching.append(touched)
         try:
-            users: list[Any] = []
-            values: list[bytes | None] = []
-            live: list[bytes] = []
-            user_key = self._user_key
-            for key in keys:
-                chain = chains.get(key)
-                if chain is None:
-                    touched.add(key)  # swept, or about to be: never take the view's word
-                    continue
-                entry = chain[-1]
-                if entry[0] > version:
-                    touched.add(key)
-                    entry = next((e for e in reversed(chain) if e[0] <= version), None)  # type: ignore[arg-type]
-                live.append(key)
-                users.append(user_key(key))
-                values.append(None if entry is None else entry[2])
+            with gc_paused():
+                live, users, values = self._build(keys, chains, version, touched)
         except BaseException:
             with self.lock:
                 self.touching.remove(touched)
@@ -166,6 +154,28 @@ class KeyOrder:
             assert self._next_fresh is not None
             self.fresh, self._next_fresh = self._next_fresh, None
             self.swept = 0
+
+    def _build(self, keys: list[bytes], chains: dict[bytes, list[Entry]], version: int,
+               touched: set[bytes]) -> tuple[list[bytes], list[Any], list[bytes | None]]:
+        """The view's lists as of ``version`` (keys already past it go into ``touched``)."""
+        users: list[Any] = []
+        values: list[bytes | None] = []
+        live: list[bytes] = []
+        user_key = self._user_key
+        for key in keys:
+            chain = chains.get(key)
+            if chain is None:
+                touched.add(key)  # swept, or about to be: never take the view's word
+                continue
+            entry = chain[-1]
+            if entry[0] > version:
+                touched.add(key)
+                older = [e for e in chain if e[0] <= version]
+                entry = older[-1] if older else None  # type: ignore[assignment]
+            live.append(key)
+            users.append(user_key(key))
+            values.append(None if entry is None else entry[2])
+        return live, users, values
 
     def iter_keys(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[bytes]:
         """Every key in ``[lo, hi)`` in order (base and fresh merged), in short batches;

@@ -27,6 +27,7 @@ Op = tuple[bytes, "bytes | None"]
 _COMMIT_HEAD = struct.Struct("<BQQI")  # type, version, timestamp ns, op count
 _OP_HEAD = struct.Struct("<BH")  # op, key length
 _U32 = struct.Struct("<I")
+_U64_BE = struct.Struct(">Q")
 _U64_MAX: Final = (1 << 64) - 1
 MAX_OPS: Final = (1 << 32) - 1
 
@@ -125,7 +126,7 @@ def split_tree_key(tkey: bytes) -> tuple[bytes, int]:
     """Inverse of :func:`tree_key`. Raises CorruptionError if too short."""
     if len(tkey) < 9:
         raise CorruptionError(f"B+tree key of {len(tkey)} bytes is too short for a version key")
-    return tkey[:-8], _U64_MAX - int.from_bytes(tkey[-8:], "big")
+    return tkey[:-8], _U64_MAX - _U64_BE.unpack_from(tkey, len(tkey) - 8)[0]
 
 
 def encode_entry(ts_ns: int, value: bytes | None, pruned: bool = False) -> bytes:
