@@ -26,6 +26,7 @@ measured is the one the database would use.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 import random
 import shutil
 import statistics
@@ -242,18 +243,19 @@ def read_rows(db: strata.Database, rnd: random.Random, keys: list[bytes]) -> lis
 
 
 def bare_scans(db: strata.Database, starts: list[bytes]) -> Callable[[], None]:
-    """The same scans with no engine code: the sorted key list, the chain dict and
-    msgpack in list comprehensions — the ceiling of kv.scan with this memory layout."""
-    versions = db._engine._versions
-    keys, chains, unpackb = versions.keys, versions.chains, msgpack.unpackb
-    prefix = next(iter(chains))[:-16]  # keyspace and type tag (every key here is 16 B)
+    """The same scans with no engine code: the scan view's parallel lists (sorted keys,
+    user keys, newest values) and msgpack in a list comprehension — the ceiling of
+    kv.scan with this memory layout."""
+    list(db.kv.scan(limit=1))  # builds the view if it is missing or stale
+    view = db._engine._versions.order.view
+    keys, users, values, unpackb = view.keys, view.users, view.values, msgpack.unpackb
+    prefix = keys[0][:-16]  # keyspace and type tag (every key here is 16 B)
     encoded = [prefix + key for key in starts]
-    cut = len(prefix)
 
     def run() -> None:
         for start in encoded:
-            found = list(islice(keys.irange(start), 100))
-            [(key[cut:], unpackb(chains[key][-1][2])) for key in found]
+            i = bisect_left(keys, start)
+            [(user, unpackb(raw)) for user, raw in zip(users[i : i + 100], values[i : i + 100])]
 
     return run
 

@@ -37,6 +37,9 @@ class Version(NamedTuple):
     deleted: bool
 
 
+EAGER_LIMIT = 1024  # scans with a limit up to this are read at the call, as one list
+
+
 class _NotApplied(Exception):
     """A conditional autocommit (delete, cas) found its condition false."""
 
@@ -198,8 +201,10 @@ class KV:
             as_of: scan as of a version or a time.
 
         Returns:
-            A lazy iterator. Arguments are checked at the call; the snapshot is taken at
-            the first ``next()`` and held (for GC) until the iterator ends or is closed.
+            An iterator. Arguments are checked at the call. A scan with a ``limit`` of at
+            most 1,024 rows and no ``as_of`` is read at the call; any other is lazy: its
+            snapshot is taken at the first ``next()`` and held (for GC) until the iterator
+            ends or is closed.
 
         Raises:
             StrataUsageError, ValueTypeError, HistoryUnavailableError, DatabaseClosedError.
@@ -208,7 +213,32 @@ class KV:
         lo, hi = scan_bounds(self._prefix, key_prefix=prefix, start=start, end=end)
         limit = check_limit(limit)
         bound = None if as_of is None else as_of_bound(as_of)
+        if bound is None and limit is not None and limit <= EAGER_LIMIT:
+            return iter(self._collect(lo, hi, reverse, limit))
         return self._scan(lo, hi, reverse, limit, bound)
+
+    def _collect(self, lo: bytes, hi: bytes | None, reverse: bool,
+                 limit: int) -> list[tuple[str | bytes, Any]]:
+        """A short scan read at once (no generator between the rows and the caller)."""
+        out: list[tuple[str | bytes, Any]] = []
+        if limit == 0:
+            return out
+        engine = self._engine
+        decode = decode_value
+        token, snap = engine.begin_snapshot()
+        try:
+            for batch in self._versions.scan_view(lo, hi, snap, reverse):
+                need = limit - len(out)
+                if len(batch) > need:
+                    batch = batch[:need]
+                # bytes up to 255 (msgpack bin 8) decode inline: most values in a scan
+                out += [(user, raw[2:] if raw[0] == 0xC4 and len(raw) == raw[1] + 2
+                         else decode(raw)) for user, raw in batch]
+                if len(out) >= limit:
+                    break
+        finally:
+            engine.end_snapshot(token)
+        return out
 
     def _scan(self, lo: bytes, hi: bytes | None, reverse: bool, limit: int | None,
               bound: tuple[int, bool] | None) -> Iterator[tuple[str | bytes, Any]]:
@@ -218,9 +248,14 @@ class KV:
         with self._engine.snapshot() as snap:
             n = 0
             if bound is None:
-                for user, raw in self._versions.scan_view(lo, hi, snap, reverse):
-                    yield user, decode_value(raw)
-                    n += 1
+                decode = decode_value
+                for batch in self._versions.scan_view(lo, hi, snap, reverse):
+                    if limit is not None and n + len(batch) >= limit:
+                        batch = batch[: limit - n]
+                    n += len(batch)
+                    # bytes up to 255 (msgpack bin 8) decode inline: most values in a scan
+                    yield from [(user, raw[2:] if raw[0] == 0xC4 and len(raw) == raw[1] + 2
+                                 else decode(raw)) for user, raw in batch]
                     if n == limit:
                         return
                 return
@@ -236,7 +271,7 @@ class KV:
         self._engine.check_open()
         lo, hi = scan_bounds(self._prefix, key_prefix=prefix)
         with self._engine.snapshot() as snap:
-            return sum(1 for _ in self._versions.scan_view(lo, hi, snap))
+            return sum(len(batch) for batch in self._versions.scan_view(lo, hi, snap))
 
     def history(self, key: str | bytes, *, limit: int | None = None) -> list[Version]:
         """Every retained version of ``key``, newest first, deletes included.

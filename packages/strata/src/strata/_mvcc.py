@@ -138,11 +138,11 @@ class VersionStore:
         return self.order.iter_keys(lo, hi, reverse)
 
     def scan_view(self, lo: bytes, hi: bytes | None, published: int,
-                  reverse: bool = False) -> Iterator[tuple[Any, bytes]]:
-        """``(user key, encoded value)`` of every live key in ``[lo, hi)`` at the newest
-        version a reader at ``published`` sees, in key order — the fast path of scans at a
-        current snapshot, reading the key order's view (rebuilt first when stale) and the
-        version chains only for keys written or created since it was built."""
+                  reverse: bool = False) -> Iterator[list[tuple[Any, bytes]]]:
+        """Lists of ``(user key, encoded value)`` of the live keys in ``[lo, hi)`` at the
+        newest version a reader at ``published`` sees, in key order — the fast path of
+        scans at a current snapshot. It reads the key order's view (rebuilt first when
+        stale) and the version chains only for keys written or created since the view."""
         order = self.order
         if order.needs_rebuild():
             order.rebuild(self.chains, published)
@@ -152,30 +152,40 @@ class VersionStore:
             fresh = bool(order.fresh) and next(iter(order.fresh.irange(lo, hi, (True, False))),
                                                None) is not None
         if fresh or view.version < 0 or published < view.version:
+            batch: list[tuple[Any, bytes]] = []
             for key, entry in self.scan(lo, hi, published, reverse=reverse):
-                yield user_key(key, key[0] + 1), entry[2]  # type: ignore[misc]
+                batch.append((user_key(key, key[0] + 1), entry[2]))  # type: ignore[arg-type]
+                if len(batch) == _STEP:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
             return
         keys, users, values, touched = view.keys, view.users, view.values, view.touched
         start = bisect_left(keys, lo)
         stop = len(keys) if hi is None else bisect_left(keys, hi)
-        step = -_STEP if reverse else _STEP
-        edges = range(stop, start, step) if reverse else range(start, stop, step)
         read = self.read
-        for edge in edges:
-            a, b = (max(start, edge + step), edge) if reverse else (edge, min(stop, edge + step))
+        edge = stop if reverse else start
+        while (edge > start) if reverse else (edge < stop):
+            if reverse:
+                a, b, edge = max(start, edge - _STEP), edge, max(start, edge - _STEP)
+            else:
+                a, b, edge = edge, min(stop, edge + _STEP), min(stop, edge + _STEP)
             if touched:
-                rows = zip(keys[a:b], users[a:b], values[a:b])
-                for key, user, raw in (reversed(list(rows)) if reverse else rows):
+                rows = []
+                for key, user, raw in zip(keys[a:b], users[a:b], values[a:b]):
                     if key in touched:
                         entry = read(key, published)
                         raw = None if entry is None else entry[2]
                     if raw is not None:
-                        yield user, raw
+                        rows.append((user, raw))
             else:
-                rows2 = zip(users[a:b], values[a:b])
-                for user, raw in (reversed(list(rows2)) if reverse else rows2):
-                    if raw is not None:
-                        yield user, raw
+                rows = [(user, raw) for user, raw in zip(users[a:b], values[a:b])
+                        if raw is not None]
+            if reverse:
+                rows.reverse()
+            if rows:
+                yield rows
 
     def scan(self, lo: bytes, hi: bytes | None, published: int, bound: int | None = None,
              by_ts: bool = False, reverse: bool = False) -> Iterator[tuple[bytes, Entry]]:
