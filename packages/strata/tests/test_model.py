@@ -34,10 +34,11 @@ import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     rule,
 )
@@ -145,23 +146,28 @@ class Model:
 
     # -- retention --------------------------------------------------------------------
 
-    def gc(self) -> tuple[int, int]:
-        """The collector with no open snapshot (horizon = the newest version)."""
+    def gc(self, horizon: int | None = None) -> tuple[int, int]:
+        """The collector; ``horizon`` is the oldest open snapshot (default: none open)."""
+        horizon = self.version if horizon is None else horizon
         removed = swept = 0
         for sk in list(self.chains):
             chain = self.chains[sk]
             if len(chain) == 1 and chain[0][1] is not DELETED:
+                continue
+            # versions below index j are hidden from every reader
+            j = max((i for i, (v, _) in enumerate(chain) if v <= horizon), default=-1)
+            if j < 0:
                 continue
             policy = self.policy
             if isinstance(policy, Composite):
                 policy = policy.policy_for(sk[0])
             tomb = chain[-1][1] is DELETED
             if isinstance(policy, KeepLast):
-                n = len(chain) if tomb else max(0, len(chain) - policy.n)
+                n = len(chain) if tomb else max(0, min(j, len(chain) - policy.n))
             else:  # KeepAll, and KeepFor with a window longer than the test
                 n = 0
-            if not (n >= len(chain) and tomb):
-                n = min(n, len(chain) - 1)
+            if not (n >= len(chain) and tomb and chain[-1][0] <= horizon):
+                n = min(n, j)
             if n <= 0:
                 continue
             removed += n
@@ -308,6 +314,13 @@ class _Base(RuleBasedStateMachine):
         else:
             assert tx.version is None
 
+    @initialize(policy=st.sampled_from([KeepLast(1), KeepLast(2), KeepLast(1),
+                                         Composite(KeepLast(1), {"other": KeepLast(3)}),
+                                         KeepAll()]))
+    def start_with_policy(self, policy: strata.RetentionPolicy) -> None:
+        """Most runs collect garbage from the start (GC under KeepAll tests little)."""
+        self.set_retention(policy)
+
     @rule(policy=policy_st)
     def set_retention(self, policy: strata.RetentionPolicy) -> None:
         assert self.db is not None
@@ -319,6 +332,53 @@ class _Base(RuleBasedStateMachine):
         assert self.db is not None
         removed, swept = self.model.gc()
         assert self.db.gc() == {"versions_removed": removed, "keys_swept": swept}
+
+    @rule(space=space_st, key=key_st, values=st.lists(value_st, min_size=1, max_size=4),
+          then_delete=st.booleans())
+    def churn_then_gc(self, space: str, key: Any, values: list[Any], then_delete: bool) -> None:
+        """Several versions of one key (maybe deleted after), then GC: the steps that give
+        retention something to remove."""
+        for value in values:
+            self.put(space, key, value)
+        if then_delete:
+            self.delete(space, key)
+        self.gc()
+
+    @rule()
+    def compact(self) -> None:
+        assert self.db is not None
+        removed, swept = self.model.gc()
+        figures = self.db.compact()
+        assert (figures["versions_removed"], figures["keys_swept"]) == (removed, swept)
+        self.compacted()
+
+    def compacted(self) -> None:
+        """Hook: a file-backed machine records the checkpoint compact() wrote."""
+
+    @rule(space=space_st, key=key_st, values=st.lists(value_st, min_size=2, max_size=4),
+          then_delete=st.booleans(), others=st.lists(st.tuples(space_st, key_st), max_size=3))
+    def gc_under_snapshot(self, space: str, key: Any, values: list[Any], then_delete: bool,
+                          others: list[tuple[str, Any]]) -> None:
+        """GC while a transaction is open keeps everything its snapshot reads."""
+        assert self.db is not None
+        self.put(space, key, values[0])
+        before = self.model.copy()
+        with self.db.transaction(read_only=True) as tx:
+            for value in values[1:]:
+                self.put(space, key, value)
+            if then_delete:
+                self.delete(space, key)
+            for other_space, other in others:
+                self.delete(other_space, other)
+            removed, swept = self.model.gc(horizon=before.version)
+            assert self.db.gc() == {"versions_removed": removed, "keys_swept": swept}
+            for sp in SPACES:
+                for k in KEYS:
+                    expected = before.get((sp, k))
+                    got = tx.keyspace(sp).get(k, DELETED)
+                    assert got is expected if expected is DELETED else got == expected
+                expected_scan = before.scan(sp, scan_filter(None, None, None), None)
+                assert list(tx.keyspace(sp).scan()) == expected_scan
 
     # -- reads ------------------------------------------------------------------------
 
@@ -442,6 +502,9 @@ class FileMachine(_Base):
         self.db.checkpoint()
         self.checkpointed = self.model.copy()
 
+    def compacted(self) -> None:
+        self.checkpointed = self.model.copy()
+
     @rule()
     def close_reopen(self) -> None:
         assert self.db is not None
@@ -497,14 +560,17 @@ class CacheMachine(_Base):
 
 
 _SETTINGS = settings(
-    max_examples=200 if SLOW else 12,
-    stateful_step_count=60 if SLOW else 30,
+    max_examples=300 if SLOW else 75,
+    stateful_step_count=80 if SLOW else 40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
+    # STRATA_NO_SHRINK=1: report the first failure as found (while debugging the engine)
+    **({"phases": [Phase.generate], "database": None}
+       if os.environ.get("STRATA_NO_SHRINK") else {}),
 )
 TestStandardModel = FileMachine.TestCase
 TestStandardModel.settings = _SETTINGS
 TestAlwaysModel = AlwaysFileMachine.TestCase
 TestAlwaysModel.settings = _SETTINGS
 TestCacheModel = CacheMachine.TestCase
-TestCacheModel.settings = settings(_SETTINGS, max_examples=400 if SLOW else 25)
+TestCacheModel.settings = settings(_SETTINGS, max_examples=500 if SLOW else 100)
