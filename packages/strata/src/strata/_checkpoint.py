@@ -14,6 +14,8 @@ exactly as it was (page-db reuses freed slots only after the next checkpoint).
 
 from __future__ import annotations
 
+import struct
+
 from index_db import BTree
 from page_db import PageStore
 
@@ -21,6 +23,8 @@ from . import _records as R
 from ._gcpause import gc_paused
 from ._mvcc import VersionStore
 
+_U64_BE = struct.Struct(">Q")
+_ENTRY_HEAD = struct.Struct("<BQ")  # flags, timestamp ns (as _records.encode_entry)
 REWRITE_FRACTION = 8  # rewrite when changed entries * this >= entries in the tree
 
 
@@ -70,21 +74,24 @@ def rewrite(store: PageStore, old: BTree, versions: VersionStore,
 
 def _rewrite(store: PageStore, old: BTree, versions: VersionStore,
              settings: dict[bytes, bytes], version: int) -> BTree:
-    tkey, entry = R.tree_key, R.encode_entry
-    chains = versions.chains
     pruned = versions.pruned
     items = [(R.SYSTEM_PREFIX + name, value) for name, value in settings.items()]
     append = items.append
-    for key in list(chains):  # commits may add keys meanwhile; theirs are newer
-        chain = chains.get(key)
-        if not chain:
-            continue
-        first = chain[0]
-        flag = key in pruned
-        for e in chain:
-            if e[0] > version:
+    inverted = _U64_BE.pack
+    head = _ENTRY_HEAD.pack
+    top = (1 << 64) - 1
+    # the dict in its own order (memory order: fast), then one sort; a snapshot of the
+    # items, since commits may add keys meanwhile (theirs are newer than ``version``)
+    for key, chain in list(versions.chains.items()):
+        flag = R.FLAG_PRUNED if key in pruned else 0
+        for v, ts, value in chain:
+            if v > version:
                 break
-            append((tkey(key, e[0]), entry(e[1], e[2], flag and e is first)))
+            if value is None:
+                append((key + inverted(top - v), head(flag | R.FLAG_TOMBSTONE, ts)))
+            else:
+                append((key + inverted(top - v), head(flag, ts) + value))
+            flag = 0  # the pruned flag marks the oldest retained version only
     items.sort()
     new = BTree.create(store)
     new.bulk_load(items)
