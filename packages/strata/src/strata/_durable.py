@@ -19,6 +19,7 @@ import errno
 import fcntl
 import os
 import socket
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from ._checkpoint import rewrite, should_rewrite, write_incremental
 from ._mvcc import Entry, VersionStore
 from .errors import CorruptionError, DatabaseLockedError, StrataUsageError
 
+_U64_BE = struct.Struct(">Q")
+_ENTRY_HEAD = struct.Struct("<Q")  # the timestamp after the flags byte
 PAGE_FILE = "data.strata"
 WAL_DIR = "wal"
 LOCK_FILE = "LOCK"
@@ -308,19 +311,29 @@ class Disk:
         chains: dict[bytes, list[Entry]] = {}
         pruned: set[bytes] = set()
         split, decode = R.split_tree_key, R.decode_entry
+        inverted = _U64_BE.unpack_from
+        head = _ENTRY_HEAD.unpack_from
+        top = (1 << 64) - 1
         for tkey, data in self.tree.items():
-            if tkey[:1] == R.SYSTEM_PREFIX:
+            if tkey[0] == 0:  # R.SYSTEM_PREFIX
                 settings[tkey[1:]] = data
                 continue
-            key, version = split(tkey)
-            ts_ns, value, is_pruned = decode(data)
+            # the common entry inline (split_tree_key and decode_entry do the same checks)
+            n = len(tkey)
+            if n > 8 and len(data) > 9 and data[0] == 0:
+                key = tkey[:-8]
+                entry = (top - inverted(tkey, n - 8)[0], head(data, 1)[0], data[9:])
+            else:
+                key, version = split(tkey)
+                ts_ns, value, is_pruned = decode(data)
+                entry = (version, ts_ns, value)
+                if is_pruned:
+                    pruned.add(key)
             chain = chains.get(key)
             if chain is None:
-                chains[key] = [(version, ts_ns, value)]
+                chains[key] = [entry]
             else:
-                chain.append((version, ts_ns, value))
-            if is_pruned:
-                pruned.add(key)
+                chain.append(entry)
         for key, chain in chains.items():
             if len(chain) > 1:
                 chain.sort()
