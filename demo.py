@@ -3,11 +3,12 @@
 Run with `python3 demo.py` after `python3 -m pip install ./packages/*`. The engine part
 shows transactions (a conflict, a retried one), time travel and history, a process that
 is killed mid-stream and the database recovering every commit that returned, and an online
-backup restored elsewhere. Then the packages: page-db (pages, checkpoints, a simulated crash, corruption caught),
-wal-db (group commit across threads, a torn tail cut on reopen, truncation) and lock-db
-(intention locks, key ranges, a deadlock broken by picking the youngest transaction) and
-persist-db (an object kept durable by snapshots plus an operation log, surviving a damaged
-snapshot by falling back to an older one).
+backup restored elsewhere. Then the packages: page-db (pages, checkpoints, a simulated
+crash, corruption caught), wal-db (group commit across threads, a torn tail cut on
+reopen, truncation), lock-db (intention locks, key ranges, a deadlock broken by picking
+the youngest transaction), persist-db (an object kept durable by snapshots plus an
+operation log, surviving a damaged snapshot by falling back to an older one) and index-db
+(B+tree, hash index, vector search).
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-import threading
-import time
-
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
+import time
 
 import numpy as np
 
@@ -98,8 +98,7 @@ def strata_demo() -> None:
         except strata.ValueTypeError as exc:
             print("typed error:", exc)
     # a writer process is SIGKILLed while four threads commit in "always" mode
-    child = subprocess.Popen([sys.executable, "-c", CHILD, path],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, path], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     reported: dict[int, int] = {}
     for line in child.stdout:
@@ -111,15 +110,21 @@ def strata_demo() -> None:
     child.wait()
     with strata.open(path, durability="always") as db:
         recovery = db.stats()["recovery"]
-        kept = all(db.kv.get(f"t{t}:n") >= i and db.kv.exists(f"t{t}:log:{i:05}")
-                   for t, i in reported.items())
-        print(f"killed mid-stream; reopened: replayed {recovery['replayed_records']} commits "
-              f"in {recovery['seconds'] * 1000:.0f} ms; every reported commit present: {kept}")
+        kept = all(
+            db.kv.get(f"t{t}:n") >= i and db.kv.exists(f"t{t}:log:{i:05}")
+            for t, i in reported.items()
+        )
+        print(
+            f"killed mid-stream; reopened: replayed {recovery['replayed_records']} commits "
+            f"in {recovery['seconds'] * 1000:.0f} ms; every reported commit present: {kept}"
+        )
         print("verify:", "ok" if db.verify()["ok"] else db.verify()["errors"])
         backup = os.path.join(root, "app.backup")
         figures = db.backup(backup)
-        print(f"online backup: {figures['keys']} keys, {figures['versions']} versions, "
-              f"{figures['bytes']} bytes (zstd)")
+        print(
+            f"online backup: {figures['keys']} keys, {figures['versions']} versions, "
+            f"{figures['bytes']} bytes (zstd)"
+        )
     restored = os.path.join(root, "restored.db")
     strata.restore(backup, restored)
     with strata.open(restored, read_only=True) as copy:

@@ -443,8 +443,13 @@ def test_drop_frees_every_page_and_a_new_tree_reuses_them(store: PageStore) -> N
     pages = store.stats()["pages"]
     assert tree.drop() == pages
     assert store.stats()["pages"] == 0
-    for call in (lambda: tree.get(b"00000001"), lambda: tree.put(b"a", b"b"),
-                 lambda: list(tree.items()), tree.verify, tree.drop):
+    for call in (
+        lambda: tree.get(b"00000001"),
+        lambda: tree.put(b"a", b"b"),
+        lambda: list(tree.items()),
+        tree.verify,
+        tree.drop,
+    ):
         with pytest.raises(IndexUsageError, match="dropped"):
             call()
     fresh = BTree.create(store)

@@ -26,7 +26,6 @@ measured is the one the database would use.
 from __future__ import annotations
 
 import os
-from bisect import bisect_left
 import random
 import shutil
 import statistics
@@ -35,8 +34,8 @@ import sys
 import tempfile
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable
-from itertools import islice
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -255,7 +254,8 @@ def bare_scans(db: strata.Database, starts: list[bytes]) -> Callable[[], None]:
     def run() -> None:
         for start in encoded:
             i = bisect_left(keys, start)
-            [(user, unpackb(raw)) for user, raw in zip(users[i : i + 100], values[i : i + 100])]
+            rows = zip(users[i : i + 100], values[i : i + 100], strict=True)
+            [(user, unpackb(raw)) for user, raw in rows]
 
     return run
 

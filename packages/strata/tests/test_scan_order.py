@@ -12,10 +12,19 @@ import strata
 from strata import KeepLast, _order
 
 
-def model_scan(model: dict[object, object], kind: type, lo: object = None, hi: object = None,
-               reverse: bool = False, limit: int | None = None) -> list[tuple[object, object]]:
-    rows = sorted((k, v) for k, v in model.items() if type(k) is kind
-                  and (lo is None or k >= lo) and (hi is None or k < hi))
+def model_scan(
+    model: dict[object, object],
+    kind: type,
+    lo: object = None,
+    hi: object = None,
+    reverse: bool = False,
+    limit: int | None = None,
+) -> list[tuple[object, object]]:
+    rows = sorted(
+        (k, v)
+        for k, v in model.items()
+        if type(k) is kind and (lo is None or k >= lo) and (hi is None or k < hi)
+    )
     if reverse:
         rows.reverse()
     return rows if limit is None else rows[:limit]
@@ -24,7 +33,8 @@ def model_scan(model: dict[object, object], kind: type, lo: object = None, hi: o
 @pytest.mark.parametrize("rebuild_min", [0, 8, 4096])
 @pytest.mark.parametrize("seed", range(4))
 def test_scans_equal_the_model_through_writes_deletes_gc_and_rebuilds(
-        monkeypatch: pytest.MonkeyPatch, rebuild_min: int, seed: int) -> None:
+    monkeypatch: pytest.MonkeyPatch, rebuild_min: int, seed: int
+) -> None:
     monkeypatch.setattr(_order, "REBUILD_MIN", rebuild_min)
     rnd = random.Random(seed)
     model: dict[object, object] = {}
@@ -32,8 +42,9 @@ def test_scans_equal_the_model_through_writes_deletes_gc_and_rebuilds(
         db.set_retention(KeepLast(1))
         kv = db.kv
         for step in range(600):
-            key: object = (f"k{rnd.randrange(60):02}" if rnd.random() < 0.5
-                           else b"b%02d" % rnd.randrange(60))
+            key: object = (
+                f"k{rnd.randrange(60):02}" if rnd.random() < 0.5 else b"b%02d" % rnd.randrange(60)
+            )
             action = rnd.random()
             if action < 0.45:
                 value = rnd.choice([b"x" * rnd.randrange(300), rnd.randrange(100), None, "s"])
@@ -46,15 +57,18 @@ def test_scans_equal_the_model_through_writes_deletes_gc_and_rebuilds(
                 db.gc()  # sweeps deleted keys: they leave the view's key list
             else:
                 kind = type(key)
-                bounds = sorted(f"k{rnd.randrange(60):02}" if kind is str
-                                else b"b%02d" % rnd.randrange(60) for _ in range(2))
-                lo, hi = (bounds if rnd.random() < 0.7 else (None, None))
+                bounds = sorted(
+                    f"k{rnd.randrange(60):02}" if kind is str else b"b%02d" % rnd.randrange(60)
+                    for _ in range(2)
+                )
+                lo, hi = bounds if rnd.random() < 0.7 else (None, None)
                 reverse = rnd.random() < 0.3
                 limit = rnd.choice([None, 1, 5, 200])
-                got = list(kv.scan(start=lo, end=hi, reverse=reverse, limit=limit)
-                           if lo is not None else
-                           kv.scan(prefix="k" if kind is str else b"b", reverse=reverse,
-                                   limit=limit))
+                got = list(
+                    kv.scan(start=lo, end=hi, reverse=reverse, limit=limit)
+                    if lo is not None
+                    else kv.scan(prefix="k" if kind is str else b"b", reverse=reverse, limit=limit)
+                )
                 assert got == model_scan(model, kind, lo, hi, reverse, limit), step
                 assert kv.count() == len(model)
         assert db.verify()["ok"]
@@ -92,8 +106,9 @@ def test_scans_racing_writers_see_only_committed_snapshots(monkeypatch: pytest.M
                     errors.append(f"torn scan: {sorted(values)[:5]}")
                     return
 
-        threads = [threading.Thread(target=writer)] + [threading.Thread(target=scanner)
-                                                       for _ in range(2)]
+        threads = [threading.Thread(target=writer)] + [
+            threading.Thread(target=scanner) for _ in range(2)
+        ]
         for t in threads:
             t.start()
         for t in threads[1:]:

@@ -69,7 +69,8 @@ def backup(engine: Engine, dest: str, compression: str | None) -> dict[str, Any]
                 parts = [_KEY_HEAD.pack(len(key), len(kept)), key]
                 for i, (v, ts, value) in enumerate(kept):
                     flags = (R.FLAG_TOMBSTONE if value is None else 0) | (
-                        R.FLAG_PRUNED if pruned and i == 0 else 0)
+                        R.FLAG_PRUNED if pruned and i == 0 else 0
+                    )
                     parts.append(_VERSION.pack(v, ts, flags, 0 if value is None else len(value)))
                     if value is not None:
                         parts.append(value)
@@ -78,10 +79,20 @@ def backup(engine: Engine, dest: str, compression: str | None) -> dict[str, Any]
                 counts["versions"] += len(kept)
                 yield _FRAME.pack(len(body)) + body
 
-        persist_db.save(dest, frames(), kind=KIND, version=PAYLOAD_VERSION,
-                        compression=compression, meta={"version": snap})
-    return {"version": snap, "keys": counts["keys"], "versions": counts["versions"],
-            "bytes": os.path.getsize(dest)}
+        persist_db.save(
+            dest,
+            frames(),
+            kind=KIND,
+            version=PAYLOAD_VERSION,
+            compression=compression,
+            meta={"version": snap},
+        )
+    return {
+        "version": snap,
+        "keys": counts["keys"],
+        "versions": counts["versions"],
+        "bytes": os.path.getsize(dest),
+    }
 
 
 def _frames(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -124,8 +135,9 @@ def _parse_key(frame: bytes, out: list[tuple[bytes, bytes]]) -> int:
     return int(count)
 
 
-def restore(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
-            page_size: int = 4096) -> dict[str, Any]:
+def restore(
+    src: str | os.PathLike[str], dest: str | os.PathLike[str], *, page_size: int = 4096
+) -> dict[str, Any]:
     """Restore the backup file ``src`` into the new database directory ``dest``.
 
     The whole file is verified (persist-db's CRC32C over the payload) before anything is
@@ -158,8 +170,9 @@ def restore(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
                 header = json.loads(next(frames))
                 if not isinstance(header, dict) or header.get("format") != PAYLOAD_VERSION:
                     raise CorruptionError(f"backup header {header!r} is not format 1")
-                settings = {bytes.fromhex(k): bytes.fromhex(v)
-                            for k, v in header["settings"].items()}
+                settings = {
+                    bytes.fromhex(k): bytes.fromhex(v) for k, v in header["settings"].items()
+                }
                 count = 0
                 for frame in frames:
                     count += _parse_key(frame, items)
@@ -175,9 +188,16 @@ def restore(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
         with PageStore.open(os.path.join(work, PAGE_FILE), page_size=page_size) as store:
             tree = BTree.create(store)
             tree.bulk_load(items)
-            meta = R.CheckpointMeta(uuid.uuid4().bytes, tree.meta(), 0, int(header["version"]),
-                                    int(header["ts_ns"]), int(header["swept_version"]),
-                                    int(header["swept_ts_ns"]), time.time_ns())
+            meta = R.CheckpointMeta(
+                uuid.uuid4().bytes,
+                tree.meta(),
+                0,
+                int(header["version"]),
+                int(header["ts_ns"]),
+                int(header["swept_version"]),
+                int(header["swept_ts_ns"]),
+                time.time_ns(),
+            )
             store.checkpoint(meta.encode())
         WriteAheadLog.open(os.path.join(work, WAL_DIR)).close()  # empty, so read-only opens work
         if os.path.isdir(dest):

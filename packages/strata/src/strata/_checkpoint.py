@@ -35,9 +35,15 @@ def should_rewrite(tree: BTree, dirty: set[bytes], removed: dict[bytes, list[int
     return entries == 0 or changed * REWRITE_FRACTION >= entries
 
 
-def write_incremental(tree: BTree, versions: VersionStore, dirty: set[bytes],
-                      removed: dict[bytes, list[int]], settings: dict[bytes, bytes],
-                      version: int, previous: int) -> None:
+def write_incremental(
+    tree: BTree,
+    versions: VersionStore,
+    dirty: set[bytes],
+    removed: dict[bytes, list[int]],
+    settings: dict[bytes, bytes],
+    version: int,
+    previous: int,
+) -> None:
     """Put the versions in ``(previous, version]`` of the ``dirty`` keys, delete the
     ``removed`` versions the tree holds (those at or below ``previous``), re-flag each
     pruned key's oldest version, and store ``settings``."""
@@ -64,16 +70,18 @@ def write_incremental(tree: BTree, versions: VersionStore, dirty: set[bytes],
         tree.put(R.SYSTEM_PREFIX + name, value)
 
 
-def rewrite(store: PageStore, old: BTree, versions: VersionStore,
-            settings: dict[bytes, bytes], version: int) -> BTree:
+def rewrite(
+    store: PageStore, old: BTree, versions: VersionStore, settings: dict[bytes, bytes], version: int
+) -> BTree:
     """Bulk-load a new tree holding every retained version up to ``version`` plus
     ``settings``, drop ``old``, and return the new tree."""
     with gc_paused():
         return _rewrite(store, old, versions, settings, version)
 
 
-def _rewrite(store: PageStore, old: BTree, versions: VersionStore,
-             settings: dict[bytes, bytes], version: int) -> BTree:
+def _rewrite(
+    store: PageStore, old: BTree, versions: VersionStore, settings: dict[bytes, bytes], version: int
+) -> BTree:
     pruned = versions.pruned
     items = [(R.SYSTEM_PREFIX + name, value) for name, value in settings.items()]
     append = items.append

@@ -11,11 +11,13 @@ from typing import Any, TypeVar
 
 from wal_db import FileSystem
 
+from ._backup import backup as write_backup
 from ._db import DURABILITY_MODES, Engine
 from ._durable import Disk
 from ._kv import KV
 from ._retention import RetentionPolicy
 from ._txn import Transaction
+from ._verify import collect_stats, verify_all
 from .errors import CorruptionError, StrataUsageError, TransactionAbortedError
 
 T = TypeVar("T")
@@ -25,7 +27,7 @@ DEFAULT_GC_INTERVAL = 60.0
 DEFAULT_LOCK_TIMEOUT = 5.0
 
 
-def open(  # noqa: A001 - the module-level name users expect: strata.open
+def open(
     path: str | os.PathLike[str] | FileSystem,
     *,
     durability: str = "standard",
@@ -75,13 +77,18 @@ def open(  # noqa: A001 - the module-level name users expect: strata.open
     for name, value in (("checkpoint_bytes", checkpoint_bytes), ("sync_every", sync_every)):
         if type(value) is not int or value < 1:
             raise StrataUsageError(f"{name} must be a positive int, got {value!r}")
-    for name, number in (("checkpoint_interval", checkpoint_interval),
-                         ("gc_interval", gc_interval), ("sync_interval", sync_interval)):
+    for name, number in (
+        ("checkpoint_interval", checkpoint_interval),
+        ("gc_interval", gc_interval),
+        ("sync_interval", sync_interval),
+    ):
         if not isinstance(number, (int, float)) or not number > 0:
             raise StrataUsageError(f"{name} must be a positive number, got {number!r}")
     wal_options: dict[str, Any] = (
         {"sync": "interval", "sync_interval": sync_interval, "sync_every": sync_every}
-        if durability == "standard" else {"sync": "never"})  # always: commit() syncs
+        if durability == "standard"
+        else {"sync": "never"}
+    )  # always: commit() syncs
     # a read-only open races the writer's checkpoints (pages reused, WAL cut under it):
     # that shows as corruption, and opening again at the newer checkpoint resolves it
     attempts = 5 if read_only else 1
@@ -89,16 +96,32 @@ def open(  # noqa: A001 - the module-level name users expect: strata.open
         where: str | None = None
         if isinstance(path, (str, os.PathLike)):
             where = directory = os.fspath(path)
-            disk = Disk.open_path(directory, read_only=read_only, wal_options=wal_options,
-                                  page_size=page_size, pool_pages=cache_pages)
+            disk = Disk.open_path(
+                directory,
+                read_only=read_only,
+                wal_options=wal_options,
+                page_size=page_size,
+                pool_pages=cache_pages,
+            )
         else:
-            disk = Disk.open_fs(path, read_only=read_only, wal_options=wal_options,
-                                page_size=page_size, pool_pages=cache_pages)
+            disk = Disk.open_fs(
+                path,
+                read_only=read_only,
+                wal_options=wal_options,
+                page_size=page_size,
+                pool_pages=cache_pages,
+            )
         try:
-            engine = Engine(disk, durability=durability, read_only=read_only, path=where,
-                            checkpoint_bytes=checkpoint_bytes,
-                            checkpoint_interval=checkpoint_interval, gc_interval=gc_interval,
-                            lock_timeout=lock_timeout)
+            engine = Engine(
+                disk,
+                durability=durability,
+                read_only=read_only,
+                path=where,
+                checkpoint_bytes=checkpoint_bytes,
+                checkpoint_interval=checkpoint_interval,
+                gc_interval=gc_interval,
+                lock_timeout=lock_timeout,
+            )
         except CorruptionError:
             disk.close()
             if attempt + 1 == attempts:
@@ -112,17 +135,24 @@ def open(  # noqa: A001 - the module-level name users expect: strata.open
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def open_memory(*, gc_interval: float = DEFAULT_GC_INTERVAL,
-                lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> Database:
+def open_memory(
+    *, gc_interval: float = DEFAULT_GC_INTERVAL, lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT
+) -> Database:
     """A database in ``cache`` mode: memory only, no files; everything is gone at close.
 
     Args:
         gc_interval, lock_timeout: as for :func:`open`.
     """
-    engine = Engine(None, durability="cache", read_only=False, path=None,
-                    checkpoint_bytes=DEFAULT_CHECKPOINT_BYTES,
-                    checkpoint_interval=DEFAULT_CHECKPOINT_INTERVAL, gc_interval=gc_interval,
-                    lock_timeout=lock_timeout)
+    engine = Engine(
+        None,
+        durability="cache",
+        read_only=False,
+        path=None,
+        checkpoint_bytes=DEFAULT_CHECKPOINT_BYTES,
+        checkpoint_interval=DEFAULT_CHECKPOINT_INTERVAL,
+        gc_interval=gc_interval,
+        lock_timeout=lock_timeout,
+    )
     return Database(engine)
 
 
@@ -141,7 +171,7 @@ class Database:
         self.kv = self.keyspace("default")
 
     def keyspace(self, name: str) -> KV:
-        """The KV primitive of keyspace ``name`` (a separate namespace of keys, 1–64
+        """The KV primitive of keyspace ``name`` (a separate namespace of keys, 1 to 64
         UTF-8 bytes; ``Composite`` retention policies override per keyspace)."""
         space = self._spaces.get(name)
         if space is None:
@@ -151,8 +181,14 @@ class Database:
                     space = self._spaces[name] = KV(self._engine, name)
         return space
 
-    def transaction(self, *, isolation: str = "snapshot", mode: str = "optimistic",
-                    read_only: bool = False, lock_timeout: float | None = None) -> Transaction:
+    def transaction(
+        self,
+        *,
+        isolation: str = "snapshot",
+        mode: str = "optimistic",
+        read_only: bool = False,
+        lock_timeout: float | None = None,
+    ) -> Transaction:
         """Begin a transaction (use it in a ``with`` block).
 
         Args:
@@ -168,12 +204,20 @@ class Database:
             StrataUsageError, ReadOnlyError, DatabaseClosedError.
         """
         timeout = self._engine.locks_timeout if lock_timeout is None else lock_timeout
-        return Transaction(self._engine, isolation=isolation, mode=mode, read_only=read_only,
-                           lock_timeout=timeout)
+        return Transaction(
+            self._engine, isolation=isolation, mode=mode, read_only=read_only, lock_timeout=timeout
+        )
 
-    def run_transaction(self, fn: Callable[[Transaction], T], *, retries: int = 10,
-                        isolation: str = "snapshot", mode: str = "optimistic",
-                        backoff: float = 0.001, max_backoff: float = 0.1) -> T:
+    def run_transaction(
+        self,
+        fn: Callable[[Transaction], T],
+        *,
+        retries: int = 10,
+        isolation: str = "snapshot",
+        mode: str = "optimistic",
+        backoff: float = 0.001,
+        max_backoff: float = 0.1,
+    ) -> T:
         """Run ``fn(tx)`` in a transaction and commit, retrying conflicts and deadlocks.
 
         Args:
@@ -250,7 +294,9 @@ class Database:
         """Store a new retention policy (a logged commit); returns its version."""
         return self._engine.set_retention(policy)
 
-    def backup(self, dest: str | os.PathLike[str], *, compression: str | None = "zstd") -> dict[str, Any]:
+    def backup(
+        self, dest: str | os.PathLike[str], *, compression: str | None = "zstd"
+    ) -> dict[str, Any]:
         """Write a consistent online copy of the database to the file ``dest``.
 
         Writers continue while it runs; the copy holds every retained version up to the
@@ -263,15 +309,11 @@ class Database:
         Returns:
             ``{"version", "keys", "versions", "bytes"}``.
         """
-        from ._backup import backup
-
-        return backup(self._engine, os.fspath(dest), compression)
+        return write_backup(self._engine, os.fspath(dest), compression)
 
     def stats(self) -> dict[str, Any]:
         """Sizes, counts, cache, WAL, checkpoint and GC figures (see docs/API.md)."""
-        from ._verify import stats
-
-        return stats(self._engine)
+        return collect_stats(self._engine)
 
     def verify(self) -> dict[str, Any]:
         """Check every layer: page checksums and B+tree structure, every WAL record, and
@@ -280,9 +322,7 @@ class Database:
         Returns:
             A report: ``ok`` (bool), ``errors`` (list of str) and what was checked.
         """
-        from ._verify import verify
-
-        return verify(self._engine)
+        return verify_all(self._engine)
 
     # -- information and lifetime ------------------------------------------------------
 

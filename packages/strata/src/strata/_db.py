@@ -25,20 +25,21 @@ from page_db import PageError
 from wal_db import RecordTooLargeError, WalError
 
 from . import _records as R
+from ._codec import decode_key
 from ._durable import SYSTEM_RETENTION, Disk
 from ._gcpause import gc_paused
 from ._mvcc import VersionStore
 from ._retention import KeepAll, RetentionPolicy, decode_policy, encode_policy
 from .errors import (
     ConflictError,
-    DeadlockError,
-    LockTimeoutError,
-    TransactionAbortedError,
     DatabaseClosedError,
     DatabasePoisonedError,
+    DeadlockError,
+    LockTimeoutError,
     ReadOnlyError,
     StrataError,
     StrataUsageError,
+    TransactionAbortedError,
     ValueTooLargeError,
 )
 
@@ -48,16 +49,25 @@ Op = tuple[int, bytes, "bytes | None"]
 _owners = itertools.count(1)
 
 
-class _NeedLocks(Exception):
+class _NeedLocksError(Exception):
     """An unlocked commit found a pessimistic transaction running (it must lock first)."""
 
 
 class Engine:
     """The shared state behind a :class:`~strata.Database` (the public class adds the API)."""
 
-    def __init__(self, disk: Disk | None, *, durability: str, read_only: bool, path: str | None,
-                 checkpoint_bytes: int, checkpoint_interval: float, gc_interval: float,
-                 lock_timeout: float | None) -> None:
+    def __init__(
+        self,
+        disk: Disk | None,
+        *,
+        durability: str,
+        read_only: bool,
+        path: str | None,
+        checkpoint_bytes: int,
+        checkpoint_interval: float,
+        gc_interval: float,
+        lock_timeout: float | None,
+    ) -> None:
         self._disk = disk
         self.durability = durability
         self.read_only = read_only
@@ -85,8 +95,15 @@ class Engine:
         self._checkpoint_bytes = checkpoint_bytes
         self._checkpoint_interval = checkpoint_interval
         self._gc_interval = gc_interval
-        self.counters = {"commits": 0, "conflicts": 0, "checkpoints": 0, "gc_runs": 0,
-                         "gc_versions_removed": 0, "gc_keys_swept": 0, "aborts": 0}
+        self.counters = {
+            "commits": 0,
+            "conflicts": 0,
+            "checkpoints": 0,
+            "gc_runs": 0,
+            "gc_versions_removed": 0,
+            "gc_keys_swept": 0,
+            "aborts": 0,
+        }
         self.last_checkpoint_time = time.time()
         self._last_gc = time.monotonic()
         self.last_gc_time: float | None = None
@@ -103,8 +120,9 @@ class Engine:
             self.published = self._last_version
             self._load_settings()
         if not read_only:
-            self._thread = threading.Thread(target=self._maintain, name="strata-maintenance",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._maintain, name="strata-maintenance", daemon=True
+            )
             self._thread.start()
 
     # -- state checks --------------------------------------------------------------------
@@ -114,7 +132,8 @@ class Engine:
         if self._poisoned is not None and not self._shut:
             raise DatabasePoisonedError(
                 f"a write or fsync failed ({self._poisoned}); reopen the database to recover "
-                "what is durable") from self._poisoned
+                "what is durable"
+            ) from self._poisoned
         if self._closed:
             raise DatabaseClosedError("the database is closed")
 
@@ -130,7 +149,8 @@ class Engine:
             self._closed = True
         err = DatabasePoisonedError(
             f"a write or fsync failed ({exc}); the database refuses further use until it is "
-            "reopened")
+            "reopened"
+        )
         err.__cause__ = exc
         return err
 
@@ -177,8 +197,14 @@ class Engine:
 
     # -- commit --------------------------------------------------------------------------
 
-    def commit(self, ops: list[Op], snapshot: int | None = None,
-               validate: Callable[[], None] | None = None, *, unlocked: bool = False) -> int:
+    def commit(
+        self,
+        ops: list[Op],
+        snapshot: int | None = None,
+        validate: Callable[[], None] | None = None,
+        *,
+        unlocked: bool = False,
+    ) -> int:
         """Commit ``ops`` atomically and return the new version.
 
         Args:
@@ -187,7 +213,7 @@ class Engine:
                 write at the latest version).
             validate: extra checks run under the commit lock (serializable validation).
             unlocked: the caller took no X locks because no pessimistic transaction was
-                running; if one began since, raise ``_NeedLocks`` (nothing is written).
+                running; if one began since, raise ``_NeedLocksError`` (nothing is written).
 
         Raises:
             ConflictError: first committer wins.
@@ -199,20 +225,21 @@ class Engine:
         with self._commit_lock:
             self.check_writable()
             if unlocked and self.pessimistic_active:
-                raise _NeedLocks
+                raise _NeedLocksError
             if snapshot is not None:
                 chains = self._versions.chains
                 for _op, key, _value in ops:
                     chain = chains.get(key)
                     if chain and chain[-1][0] > snapshot:
                         self.counters["conflicts"] += 1
-                        from ._codec import decode_key
-
                         space, user = decode_key(key)
                         raise ConflictError(
                             f"key {user!r} in keyspace {space!r} was committed by another "
                             f"transaction (version {chain[-1][0]}) after this one's snapshot "
-                            f"(version {snapshot})", key=user, keyspace=space)
+                            f"(version {snapshot})",
+                            key=user,
+                            keyspace=space,
+                        )
             if validate is not None:
                 validate()
             version = self._last_version + 1
@@ -228,7 +255,8 @@ class Engine:
                     raise ValueTooLargeError(
                         f"the commit record is {len(payload)} bytes, over the "
                         f"{exc.limit if hasattr(exc, 'limit') else 'WAL'} limit; split the "
-                        "transaction") from exc
+                        "transaction"
+                    ) from exc
                 except WalError as exc:
                     raise self._poison(exc) from exc
                 self._wal_bytes += len(payload)
@@ -245,21 +273,25 @@ class Engine:
             except WalError as exc:
                 raise self._poison(exc) from exc
             with self._published_cv:
-                if version > self.published:
-                    self.published = version
+                self.published = max(self.published, version)
                 self._published_cv.notify_all()
         if self._wal_bytes >= self._checkpoint_bytes:
             self._wake.set()
         return version
 
-    def autocommit(self, ops: list[Op], validate: Callable[[], None] | None = None, *,
-                   snapshot: int | None = None) -> int:
+    def autocommit(
+        self,
+        ops: list[Op],
+        validate: Callable[[], None] | None = None,
+        *,
+        snapshot: int | None = None,
+    ) -> int:
         """:meth:`commit`, first taking X locks on the written keys (and IX on their
         keyspaces) while pessimistic transactions run, so it respects their locks."""
         if not self.pessimistic_active:
             try:
                 return self.commit(ops, snapshot, validate, unlocked=True)
-            except _NeedLocks:
+            except _NeedLocksError:
                 pass  # a pessimistic transaction began meanwhile: take the locks
         owner = ("autocommit", next(_owners))
         try:
@@ -355,8 +387,9 @@ class Engine:
                 keys = list(self._versions.chains)
                 for start in range(0, len(keys), _GC_BATCH):
                     with self._commit_lock:
-                        r, s = self._versions.collect(keys[start : start + _GC_BATCH],
-                                                      horizon, removable)
+                        r, s = self._versions.collect(
+                            keys[start : start + _GC_BATCH], horizon, removable
+                        )
                     removed += r
                     swept += s
             self.counters["gc_runs"] += 1
@@ -381,8 +414,11 @@ class Engine:
         with self._maint_lock:
             versions = self._versions
             with self._commit_lock:
-                if (self._last_version == disk.meta.version and not versions.removed
-                        and disk.meta.swept_version == versions.swept_version):
+                if (
+                    self._last_version == disk.meta.version
+                    and not versions.removed
+                    and disk.meta.swept_version == versions.swept_version
+                ):
                     return False
                 dirty, versions.dirty = versions.dirty, set()
                 removed, versions.removed = versions.removed, {}
@@ -409,12 +445,17 @@ class Engine:
             try:
                 disk = self._disk
                 if disk is not None and (
-                        self._wal_bytes >= self._checkpoint_bytes
-                        or (time.time() - self.last_checkpoint_time >= self._checkpoint_interval
-                            and self._last_version != disk.meta.version)):
+                    self._wal_bytes >= self._checkpoint_bytes
+                    or (
+                        time.time() - self.last_checkpoint_time >= self._checkpoint_interval
+                        and self._last_version != disk.meta.version
+                    )
+                ):
                     self.checkpoint()
-                if (self._retention != KeepAll()
-                        and time.monotonic() - self._last_gc >= self._gc_interval):
+                if (
+                    self._retention != KeepAll()
+                    and time.monotonic() - self._last_gc >= self._gc_interval
+                ):
                     self.gc()
             except StrataError:
                 return  # poisoned or closed: the next call in the foreground reports it
@@ -456,6 +497,9 @@ class Engine:
             return {"page_file": 0, "wal": 0}
         page = os.path.join(self.path, "data.strata")
         wal_dir = os.path.join(self.path, "wal")
-        wal = sum(os.path.getsize(os.path.join(wal_dir, n)) for n in os.listdir(wal_dir)) \
-            if os.path.isdir(wal_dir) else 0
+        wal = (
+            sum(os.path.getsize(os.path.join(wal_dir, n)) for n in os.listdir(wal_dir))
+            if os.path.isdir(wal_dir)
+            else 0
+        )
         return {"page_file": os.path.getsize(page) if os.path.exists(page) else 0, "wal": wal}

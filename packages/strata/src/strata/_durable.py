@@ -361,8 +361,7 @@ class Disk:
         if should_rewrite(tree, dirty, removed):
             tree = self.tree = rewrite(self.store, tree, versions, settings, version)
         else:
-            write_incremental(tree, versions, dirty, removed, settings, version,
-                              self.meta.version)
+            write_incremental(tree, versions, dirty, removed, settings, version, self.meta.version)
         # the pages must not claim a commit whose WAL record could still be lost: after a
         # crash the log would reuse its LSN and recovery would skip the new record
         self.wal.sync(lsn)

@@ -40,10 +40,16 @@ REBUILD_MIN = 4096  # rebuild once more than max(this, a quarter of the keys) ch
 class View:
     """Sorted keys with their user keys and newest values as of ``version``."""
 
-    __slots__ = ("keys", "users", "values", "version", "touched")
+    __slots__ = ("keys", "touched", "users", "values", "version")
 
-    def __init__(self, keys: list[bytes], users: list[Any], values: list[bytes | None],
-                 version: int, touched: set[bytes]) -> None:
+    def __init__(
+        self,
+        keys: list[bytes],
+        users: list[Any],
+        values: list[bytes | None],
+        version: int,
+        touched: set[bytes],
+    ) -> None:
         self.keys = keys
         self.users = users
         self.values = values
@@ -125,7 +131,8 @@ class KeyOrder:
         view = self.view
         return view.version < 0 or (
             len(view.touched) + len(self.fresh) + len(self.incoming)
-            > max(REBUILD_MIN, len(view.keys) // 4))
+            > max(REBUILD_MIN, len(view.keys) // 4)
+        )
 
     def rebuild(self, chains: dict[bytes, list[Entry]], version: int) -> None:
         """Build a new view as of ``version``, a published version (see the module
@@ -155,8 +162,9 @@ class KeyOrder:
             self.fresh, self._next_fresh = self._next_fresh, None
             self.swept = 0
 
-    def _build(self, keys: list[bytes], chains: dict[bytes, list[Entry]], version: int,
-               touched: set[bytes]) -> tuple[list[bytes], list[Any], list[bytes | None]]:
+    def _build(
+        self, keys: list[bytes], chains: dict[bytes, list[Entry]], version: int, touched: set[bytes]
+    ) -> tuple[list[bytes], list[Any], list[bytes | None]]:
         """The view's lists as of ``version`` (keys already past it go into ``touched``)."""
         users: list[Any] = []
         values: list[bytes | None] = []
@@ -193,18 +201,18 @@ class KeyOrder:
                     start = bisect_left(keys, lo)
                     if not lo_inclusive and start < end and keys[start] == lo:
                         start += 1
-                    base = keys[max(start, end - _BATCH):end][::-1]
-                    extra = list(islice(self.fresh.irange(lo, hi, (lo_inclusive, False), True),
-                                        _BATCH))
+                    base = keys[max(start, end - _BATCH) : end][::-1]
+                    extra = list(
+                        islice(self.fresh.irange(lo, hi, (lo_inclusive, False), True), _BATCH)
+                    )
                     chunk = _unique(islice(merge(base, extra, reverse=True), _BATCH))
                 else:
                     start = bisect_left(keys, lo)
                     if not lo_inclusive and start < len(keys) and keys[start] == lo:
                         start += 1
                     stop = len(keys) if hi is None else bisect_left(keys, hi)
-                    base = keys[start:min(stop, start + _BATCH)]
-                    extra = list(islice(self.fresh.irange(lo, hi, (lo_inclusive, False)),
-                                        _BATCH))
+                    base = keys[start : min(stop, start + _BATCH)]
+                    extra = list(islice(self.fresh.irange(lo, hi, (lo_inclusive, False)), _BATCH))
                     chunk = _unique(islice(merge(base, extra), _BATCH)) if extra else base
             yield from chunk
             if len(chunk) < _BATCH and not (extra and len(base) + len(extra) > len(chunk)):

@@ -88,8 +88,9 @@ def decode_commit(payload: bytes) -> tuple[int, int, list[tuple[int, bytes, byte
             raise CorruptionError("WAL commit record ends inside a key")
         key = payload[pos : pos + klen]
         pos += klen
-        if op != OP_SYSTEM and not (klen >= 2 and key[0] >= 1 and klen >= key[0] + 2
-                                    and key[key[0] + 1] in (1, 2)):
+        if op != OP_SYSTEM and not (
+            klen >= 2 and key[0] >= 1 and klen >= key[0] + 2 and key[key[0] + 1] in (1, 2)
+        ):
             raise CorruptionError("WAL commit record holds a malformed encoded key")
         value: bytes | None = None
         if op in (OP_PUT, OP_SYSTEM):
@@ -173,9 +174,19 @@ class CheckpointMeta:
 
     def encode(self) -> bytes:
         """The meta bytes, CRC32C last."""
-        body = _META.pack(META_MAGIC, META_FORMAT, 0, self.db_id, self.tree, self.lsn,
-                          self.version, self.ts_ns, self.swept_version, self.swept_ts_ns,
-                          self.time_ns)
+        body = _META.pack(
+            META_MAGIC,
+            META_FORMAT,
+            0,
+            self.db_id,
+            self.tree,
+            self.lsn,
+            self.version,
+            self.ts_ns,
+            self.swept_version,
+            self.swept_ts_ns,
+            self.time_ns,
+        )
         return body + _U32.pack(crc32c.crc32c(body))
 
     @classmethod

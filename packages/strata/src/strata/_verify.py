@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ._db import Engine
 
 
-def stats(engine: Engine) -> dict[str, Any]:
+def collect_stats(engine: Engine) -> dict[str, Any]:
     """See ``Database.stats``; the keys are listed in docs/API.md."""
     engine.check_open()
     versions = engine._versions
@@ -31,34 +31,49 @@ def stats(engine: Engine) -> dict[str, Any]:
         "open_snapshots": engine.open_snapshots(),
         "retention": repr(engine.retention),
         "transactions": {k: engine.counters[k] for k in ("commits", "conflicts", "aborts")},
-        "gc": {"runs": engine.counters["gc_runs"],
-               "versions_removed": engine.counters["gc_versions_removed"],
-               "keys_swept": engine.counters["gc_keys_swept"],
-               "last_run": engine.last_gc_time,
-               "swept_version": versions.swept_version},
+        "gc": {
+            "runs": engine.counters["gc_runs"],
+            "versions_removed": engine.counters["gc_versions_removed"],
+            "keys_swept": engine.counters["gc_keys_swept"],
+            "last_run": engine.last_gc_time,
+            "swept_version": versions.swept_version,
+        },
         "bytes": engine.file_sizes(),
     }
     if disk is not None:
         page = disk.store.stats()
         lookups = page["hits"] + page["misses"]
-        out["pages"] = {"page_size": page["page_size"], "pages": page["pages"],
-                        "free_pages": page["free_ids"], "cache_pages": page["pool_capacity"],
-                        "cache_resident": page["pool_resident"], "cache_hits": page["hits"],
-                        "cache_misses": page["misses"],
-                        "cache_hit_rate": page["hits"] / lookups if lookups else 1.0}
+        out["pages"] = {
+            "page_size": page["page_size"],
+            "pages": page["pages"],
+            "free_pages": page["free_ids"],
+            "cache_pages": page["pool_capacity"],
+            "cache_resident": page["pool_resident"],
+            "cache_hits": page["hits"],
+            "cache_misses": page["misses"],
+            "cache_hit_rate": page["hits"] / lookups if lookups else 1.0,
+        }
         log = disk.wal.stats()
-        out["wal"] = {"bytes_since_checkpoint": engine._wal_bytes, "segments": log.segments,
-                      "first_lsn": log.first_lsn, "last_lsn": log.last_lsn,
-                      "durable_lsn": log.durable_lsn, "appends": log.appends,
-                      "fsyncs": log.fsyncs}
-        out["checkpoint"] = {"version": disk.meta.version, "lsn": disk.meta.lsn,
-                             "time": disk.meta.time_ns / 1e9,
-                             "count": engine.counters["checkpoints"]}
+        out["wal"] = {
+            "bytes_since_checkpoint": engine._wal_bytes,
+            "segments": log.segments,
+            "first_lsn": log.first_lsn,
+            "last_lsn": log.last_lsn,
+            "durable_lsn": log.durable_lsn,
+            "appends": log.appends,
+            "fsyncs": log.fsyncs,
+        }
+        out["checkpoint"] = {
+            "version": disk.meta.version,
+            "lsn": disk.meta.lsn,
+            "time": disk.meta.time_ns / 1e9,
+            "count": engine.counters["checkpoints"],
+        }
         out["recovery"] = dataclasses.asdict(disk.recovered)
     return out
 
 
-def verify(engine: Engine) -> dict[str, Any]:
+def verify_all(engine: Engine) -> dict[str, Any]:
     """See ``Database.verify``."""
     engine.check_open()
     errors: list[str] = []
@@ -104,8 +119,9 @@ def _check_memory(engine: Engine, errors: list[str], report: dict[str, Any]) -> 
     listed = len(versions.order)
     missing = [key for key in list(versions.chains) if key not in versions.order]
     if listed != len(versions.chains) or missing:
-        errors.append(f"memory: the sorted key list holds {listed} keys for "
-                      f"{len(versions.chains)} chains")
+        errors.append(
+            f"memory: the sorted key list holds {listed} keys for {len(versions.chains)} chains"
+        )
     report["memory_versions"] = count
 
 
@@ -140,6 +156,8 @@ def _check_tree_against_memory(engine: Engine, errors: list[str], report: dict[s
             continue
         expected = sum(1 for e in chain if e[0] <= cp)
         if on_disk.get(key, 0) != expected:
-            errors.append(f"key {key!r}: {expected} versions in memory up to the checkpoint, "
-                          f"{on_disk.get(key, 0)} in the page file")
+            errors.append(
+                f"key {key!r}: {expected} versions in memory up to the checkpoint, "
+                f"{on_disk.get(key, 0)} in the page file"
+            )
     report["checked_versions"] = checked

@@ -58,8 +58,14 @@ class ConflictError(TransactionAbortedError):
             key was written inside a range this one scanned).
     """
 
-    def __init__(self, message: str, *, key: object = None, keyspace: str | None = None,
-                 reason: str = "write-write") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: object = None,
+        keyspace: str | None = None,
+        reason: str = "write-write",
+    ) -> None:
         super().__init__(message)
         self.key = key
         self.keyspace = keyspace

@@ -92,7 +92,7 @@ class TreeCore:
     def check_usable(self) -> None:
         """Raise if an earlier write failed half-way."""
         if self.broken is not None:
-            if isinstance(self.broken, _Dropped):
+            if isinstance(self.broken, _TreeDroppedError):
                 raise IndexUsageError("the B+tree was dropped: its pages are free")
             raise IndexUsageError(
                 "the B+tree is unusable after a failed write "
@@ -231,5 +231,5 @@ class TreeCore:
         self.store.free(pid)
 
 
-class _Dropped(Exception):
+class _TreeDroppedError(Exception):
     """Marks a tree whose pages ``BTree.drop()`` freed."""

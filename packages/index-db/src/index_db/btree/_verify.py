@@ -26,7 +26,7 @@ from page_db import InvalidPageIdError
 
 from ..errors import CorruptIndexError
 from . import _layout as L
-from ._core import TreeCore, _Dropped
+from ._core import TreeCore, _TreeDroppedError
 from ._node import Leaf, OverflowRef, decode_branch, decode_leaf
 from ._overflow import chain_pages
 
@@ -152,7 +152,7 @@ def drop_tree(core: TreeCore) -> int:
     unusable. Returns the number of pages freed."""
     walk = _Walk(core)
     walk.node(core.root, core.height - 1, None, None, None)
-    core.broken = _Dropped()  # from here on the tree is gone, even if freeing fails
+    core.broken = _TreeDroppedError()  # from here on the tree is gone, even if freeing fails
     for pid in sorted(walk.reached):
         core.free(pid)
     return len(walk.reached)
