@@ -17,6 +17,14 @@ durable and hands the leader role to the longest-waiting one that is still not d
 No thread is woken only to find it must sleep again; under 16 committing threads that
 halves the thread switches per commit.
 
+Gathering (since 1.0.1): under the GIL, the committers a fsync released come back one at
+a time to queue their next records. A new leader that flushed at once would carry only
+the one or two already back and leave the rest to the fsync after it (about 9 records
+per fsync with 16 threads). So a leader whose predecessor released two or more
+committers first yields the GIL until as many are parked again, or it has yielded twice
+that many times (``_gather``) -- a commit delay that costs nothing without company.
+With 16 threads a fsync then carries about 16 records.
+
 The mutex is never held while the callback runs, and the callback may take the log's
 append lock; the log takes this mutex under its append lock only through
 :meth:`publish`, which sets a number and wakes waiters. Lock order: append lock, then
@@ -30,9 +38,12 @@ records are waiting.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 __all__ = ["GroupCommit", "IntervalSyncer"]
+
+GATHER_NAP = 0.0  # how long a gathering leader sleeps per yield (0: just yield the GIL)
 
 
 class _Waiter:
@@ -58,7 +69,16 @@ class GroupCommit:
             mutex before a committer parks and again after a failed sync wakes it.
     """
 
-    __slots__ = ("_check", "_flush_and_sync", "_mutex", "_syncing", "_waiters", "durable_lsn")
+    __slots__ = (
+        "_check",
+        "_flush_and_sync",
+        "_mutex",
+        "_expected",
+        "_released",
+        "_syncing",
+        "_waiters",
+        "durable_lsn",
+    )
 
     def __init__(
         self,
@@ -73,6 +93,8 @@ class GroupCommit:
         self._mutex = threading.Lock()
         self._syncing = False
         self._waiters: list[_Waiter] = []
+        self._released = 0  # committers the last fsync released
+        self._expected = 0  # waiters there will be once they are all parked again
 
     def wait_durable(self, target: int) -> None:
         """Return once ``durable_lsn >= target``, leading a sync if no one else is."""
@@ -97,6 +119,7 @@ class GroupCommit:
     def _lead(self) -> None:
         """One flush + fsync, then wake whom it made durable and pass the role on."""
         synced: int | None = None
+        self._gather()
         try:
             synced = self._flush_and_sync()
         finally:
@@ -104,6 +127,25 @@ class GroupCommit:
                 if synced is not None and synced > self.durable_lsn:
                     self.durable_lsn = synced
                 self._hand_over(failed=synced is None)
+
+    def _gather(self) -> None:
+        """Let the committers the last fsync released queue their next records first.
+
+        Under the GIL those committers need the interpreter, one at a time, to return,
+        prepare their next record and come back to wait; a leader that flushes at once
+        carries the one or two that made it and leaves the rest to the fsync after. So,
+        when the last fsync released several committers, the leader yields the GIL
+        (``time.sleep(0)``) until as many are parked again or it has yielded that many
+        times -- a commit delay that only costs anything when there is company (the
+        idea of PostgreSQL's ``commit_delay``/``commit_siblings``).
+        """
+        released, expected = self._released, self._expected
+        if released < 2:
+            return
+        for _ in range(2 * released):
+            if len(self._waiters) >= expected:
+                return
+            time.sleep(GATHER_NAP)
 
     def _hand_over(self, *, failed: bool) -> None:
         """Wake the next leader, then every waiter now durable (all, on failure).
@@ -120,9 +162,13 @@ class GroupCommit:
             leader.parked.release()  # first, so the next fsync starts as soon as possible
         else:
             self._syncing = False
+        released = 0
         for waiter in self._waiters:
             if failed or waiter.target <= durable:
                 waiter.parked.release()
+                released += 1
+        self._released = released
+        self._expected = len(remaining) + released  # parked again once all are back
         self._waiters = remaining
 
     def publish(self, lsn: int) -> None:
