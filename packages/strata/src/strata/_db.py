@@ -223,51 +223,9 @@ class Engine:
         disk = self._disk
         always = self.durability == "always"
         with self._commit_lock:
-            self.check_writable()
-            if unlocked and self.pessimistic_active:
-                raise _NeedLocksError
-            if snapshot is not None:
-                chains = self._versions.chains
-                for _op, key, _value in ops:
-                    chain = chains.get(key)
-                    if chain and chain[-1][0] > snapshot:
-                        self.counters["conflicts"] += 1
-                        space, user = decode_key(key)
-                        raise ConflictError(
-                            f"key {user!r} in keyspace {space!r} was committed by another "
-                            f"transaction (version {chain[-1][0]}) after this one's snapshot "
-                            f"(version {snapshot})",
-                            key=user,
-                            keyspace=space,
-                        )
-            if validate is not None:
-                validate()
-            version = self._last_version + 1
-            ts = time.time_ns()
-            if ts <= self._last_ts:
-                ts = self._last_ts + 1
-            lsn = 0
-            if disk is not None:
-                payload = R.encode_commit(version, ts, ops)
-                try:
-                    lsn = disk.wal.append(payload)
-                except RecordTooLargeError as exc:
-                    raise ValueTooLargeError(
-                        f"the commit record is {len(payload)} bytes, over the "
-                        f"{exc.limit if hasattr(exc, 'limit') else 'WAL'} limit; split the "
-                        "transaction"
-                    ) from exc
-                except WalError as exc:
-                    raise self._poison(exc) from exc
-                self._wal_bytes += len(payload)
-            self._apply(version, ts, ops)
-            self._last_version = version
-            self._last_ts = ts
-            self._last_lsn = lsn
-            self.counters["commits"] += 1
-            if not always:
-                self.published = version
+            version, lsn = self._commit_locked(ops, snapshot, validate, unlocked, always)
         if always and disk is not None:
+            # outside the lock: committers share fsyncs (wal-db's group commit)
             try:
                 disk.wal.sync(lsn)
             except WalError as exc:
@@ -278,6 +236,57 @@ class Engine:
         if self._wal_bytes >= self._checkpoint_bytes:
             self._wake.set()
         return version
+
+    def _commit_locked(self, ops: list[Op], snapshot: int | None,
+                       validate: Callable[[], None] | None, unlocked: bool,
+                       always: bool) -> tuple[int, int]:
+        """The part of :meth:`commit` under the commit lock; returns (version, LSN)."""
+        disk = self._disk
+        self.check_writable()
+        if unlocked and self.pessimistic_active:
+            raise _NeedLocksError
+        if snapshot is not None:
+            chains = self._versions.chains
+            for _op, key, _value in ops:
+                chain = chains.get(key)
+                if chain and chain[-1][0] > snapshot:
+                    self.counters["conflicts"] += 1
+                    space, user = decode_key(key)
+                    raise ConflictError(
+                        f"key {user!r} in keyspace {space!r} was committed by another "
+                        f"transaction (version {chain[-1][0]}) after this one's snapshot "
+                        f"(version {snapshot})",
+                        key=user,
+                        keyspace=space,
+                    )
+        if validate is not None:
+            validate()
+        version = self._last_version + 1
+        ts = time.time_ns()
+        if ts <= self._last_ts:
+            ts = self._last_ts + 1
+        lsn = 0
+        if disk is not None:
+            payload = R.encode_commit(version, ts, ops)
+            try:
+                lsn = disk.wal.append(payload)
+            except RecordTooLargeError as exc:
+                raise ValueTooLargeError(
+                    f"the commit record is {len(payload)} bytes, over the "
+                    f"{exc.limit if hasattr(exc, 'limit') else 'WAL'} limit; split the "
+                    "transaction"
+                ) from exc
+            except WalError as exc:
+                raise self._poison(exc) from exc
+            self._wal_bytes += len(payload)
+        self._apply(version, ts, ops)
+        self._last_version = version
+        self._last_ts = ts
+        self._last_lsn = lsn
+        self.counters["commits"] += 1
+        if not always:
+            self.published = version
+        return version, lsn
 
     def autocommit(
         self,
