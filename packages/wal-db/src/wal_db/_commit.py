@@ -71,9 +71,9 @@ class GroupCommit:
 
     __slots__ = (
         "_check",
+        "_expected",
         "_flush_and_sync",
         "_mutex",
-        "_expected",
         "_released",
         "_syncing",
         "_waiters",
