@@ -23,8 +23,7 @@ from strata import (
 
 @pytest.fixture(params=["standard", "cache"])
 def db(request: pytest.FixtureRequest, tmp_path) -> Iterator[strata.Database]:
-    database = (strata.open(tmp_path / "db") if request.param == "standard"
-                else strata.open_memory())
+    database = strata.open(tmp_path / "db") if request.param == "standard" else strata.open_memory()
     yield database
     database.close()
 
@@ -159,8 +158,9 @@ def test_history_newest_first_with_timestamps_and_deleted(db: strata.Database) -
 
 @pytest.fixture
 def scanned(db: strata.Database) -> strata.Database:
-    db.kv.put_many([("b", 2), ("a", 1), ("ab", 12), (b"b", "B"), (b"a", "A"), ("c", 3),
-                    ("\u00e9", "e-acute")])
+    db.kv.put_many(
+        [("b", 2), ("a", 1), ("ab", 12), (b"b", "B"), (b"a", "A"), ("c", 3), ("\u00e9", "e-acute")]
+    )
     db.kv.put("gone", 0)
     db.kv.delete("gone")
     return db
@@ -168,8 +168,15 @@ def scanned(db: strata.Database) -> strata.Database:
 
 def test_scan_orders_bytes_before_str(scanned: strata.Database) -> None:
     assert [k for k, _ in scanned.kv.scan()] == [b"a", b"b", "a", "ab", "b", "c", "\u00e9"]
-    assert [k for k, _ in scanned.kv.scan(reverse=True)] == \
-        ["\u00e9", "c", "b", "ab", "a", b"b", b"a"]
+    assert [k for k, _ in scanned.kv.scan(reverse=True)] == [
+        "\u00e9",
+        "c",
+        "b",
+        "ab",
+        "a",
+        b"b",
+        b"a",
+    ]
     assert dict(scanned.kv.scan())["ab"] == 12
 
 
@@ -287,8 +294,23 @@ def test_keyspace_name_limits(db: strata.Database) -> None:
 # -- values and keys --------------------------------------------------------------------
 
 ROUND_TRIP = [
-    None, True, False, 0, -1, 2**63 - 1, -(2**63), 1.5, float("inf"), "", "text \u00e9\u4e2d",
-    b"", b"\x00\xff", [], [1, [2, [3]]], {}, {"a": {"b": [None, b"x", 1.0]}},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63 - 1,
+    -(2**63),
+    1.5,
+    float("inf"),
+    "",
+    "text \u00e9\u4e2d",
+    b"",
+    b"\x00\xff",
+    [],
+    [1, [2, [3]]],
+    {},
+    {"a": {"b": [None, b"x", 1.0]}},
     {"list": [{"deep": [[[{"x": "y"}]]]}]},
 ]
 
@@ -310,13 +332,16 @@ def test_returned_values_are_fresh_copies(db: strata.Database) -> None:
     assert db.kv.get("k") == {"a": [1]}
 
 
-@pytest.mark.parametrize("value, path", [
-    (object(), "$"),
-    ({"a": [1, 2, {3}]}, '$["a"][2]'),
-    ([1, (2, 3)], "$[1]"),
-    ({1: "int key"}, "$"),
-    (2**64, "$"),
-])
+@pytest.mark.parametrize(
+    "value, path",
+    [
+        (object(), "$"),
+        ({"a": [1, 2, {3}]}, '$["a"][2]'),
+        ([1, (2, 3)], "$[1]"),
+        ({1: "int key"}, "$"),
+        (2**64, "$"),
+    ],
+)
 def test_bad_value_names_its_path(db: strata.Database, value: object, path: str) -> None:
     with pytest.raises(ValueTypeError) as info:
         db.kv.put("k", value)
@@ -359,11 +384,22 @@ def test_use_after_close(db: strata.Database) -> None:
     kv = db.kv
     db.close()
     db.close()  # idempotent
-    calls = [lambda: kv.get("k"), lambda: kv.put("k", 2), lambda: kv.delete("k"),
-             lambda: kv.exists("k"), lambda: list(kv.scan()), kv.count,
-             lambda: kv.history("k"), lambda: kv.put_many({"a": 1}),
-             lambda: kv.get_many(["k"]), lambda: kv.delete_many(["k"]),
-             lambda: kv.cas("k", None, 1), db.stats, db.verify, db.gc]
+    calls = [
+        lambda: kv.get("k"),
+        lambda: kv.put("k", 2),
+        lambda: kv.delete("k"),
+        lambda: kv.exists("k"),
+        lambda: list(kv.scan()),
+        kv.count,
+        lambda: kv.history("k"),
+        lambda: kv.put_many({"a": 1}),
+        lambda: kv.get_many(["k"]),
+        lambda: kv.delete_many(["k"]),
+        lambda: kv.cas("k", None, 1),
+        db.stats,
+        db.verify,
+        db.gc,
+    ]
     for call in calls:
         with pytest.raises(DatabaseClosedError):
             call()
@@ -374,9 +410,14 @@ def test_read_only_database_refuses_writes(tmp_path) -> None:
         v = db.kv.put("k", 1)
     with strata.open(tmp_path / "db", read_only=True) as ro:
         assert ro.read_only and ro.kv.get("k") == 1 and ro.version == v
-        for call in (lambda: ro.kv.put("k", 2), lambda: ro.kv.delete("k"),
-                     lambda: ro.kv.put_many({"a": 1}), lambda: ro.kv.cas("k", v, 3),
-                     lambda: ro.kv.delete_many(["k"]), lambda: ro.set_retention(KeepLast(1))):
+        for call in (
+            lambda: ro.kv.put("k", 2),
+            lambda: ro.kv.delete("k"),
+            lambda: ro.kv.put_many({"a": 1}),
+            lambda: ro.kv.cas("k", v, 3),
+            lambda: ro.kv.delete_many(["k"]),
+            lambda: ro.set_retention(KeepLast(1)),
+        ):
             with pytest.raises(ReadOnlyError):
                 call()
         assert ro.kv.get("k") == 1
@@ -395,9 +436,23 @@ def test_stats_keys_and_figures(disk_db: strata.Database) -> None:
     disk_db.kv.put("a", 3)
     disk_db.kv.delete("b")
     stats = disk_db.stats()
-    for key in ("durability", "path", "read_only", "version", "keys", "versions",
-                "open_snapshots", "retention", "transactions", "gc", "bytes", "pages",
-                "wal", "checkpoint", "recovery"):
+    for key in (
+        "durability",
+        "path",
+        "read_only",
+        "version",
+        "keys",
+        "versions",
+        "open_snapshots",
+        "retention",
+        "transactions",
+        "gc",
+        "bytes",
+        "pages",
+        "wal",
+        "checkpoint",
+        "recovery",
+    ):
         assert key in stats, key
     assert stats["durability"] == "standard" and stats["version"] == disk_db.version
     assert stats["keys"] == 2 and stats["versions"] == 4

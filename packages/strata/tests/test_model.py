@@ -314,9 +314,17 @@ class _Base(RuleBasedStateMachine):
         else:
             assert tx.version is None
 
-    @initialize(policy=st.sampled_from([KeepLast(1), KeepLast(2), KeepLast(1),
-                                         Composite(KeepLast(1), {"other": KeepLast(3)}),
-                                         KeepAll()]))
+    @initialize(
+        policy=st.sampled_from(
+            [
+                KeepLast(1),
+                KeepLast(2),
+                KeepLast(1),
+                Composite(KeepLast(1), {"other": KeepLast(3)}),
+                KeepAll(),
+            ]
+        )
+    )
     def start_with_policy(self, policy: strata.RetentionPolicy) -> None:
         """Most runs collect garbage from the start (GC under KeepAll tests little)."""
         self.set_retention(policy)
@@ -333,8 +341,12 @@ class _Base(RuleBasedStateMachine):
         removed, swept = self.model.gc()
         assert self.db.gc() == {"versions_removed": removed, "keys_swept": swept}
 
-    @rule(space=space_st, key=key_st, values=st.lists(value_st, min_size=1, max_size=4),
-          then_delete=st.booleans())
+    @rule(
+        space=space_st,
+        key=key_st,
+        values=st.lists(value_st, min_size=1, max_size=4),
+        then_delete=st.booleans(),
+    )
     def churn_then_gc(self, space: str, key: Any, values: list[Any], then_delete: bool) -> None:
         """Several versions of one key (maybe deleted after), then GC: the steps that give
         retention something to remove."""
@@ -355,10 +367,21 @@ class _Base(RuleBasedStateMachine):
     def compacted(self) -> None:
         """Hook: a file-backed machine records the checkpoint compact() wrote."""
 
-    @rule(space=space_st, key=key_st, values=st.lists(value_st, min_size=2, max_size=4),
-          then_delete=st.booleans(), others=st.lists(st.tuples(space_st, key_st), max_size=3))
-    def gc_under_snapshot(self, space: str, key: Any, values: list[Any], then_delete: bool,
-                          others: list[tuple[str, Any]]) -> None:
+    @rule(
+        space=space_st,
+        key=key_st,
+        values=st.lists(value_st, min_size=2, max_size=4),
+        then_delete=st.booleans(),
+        others=st.lists(st.tuples(space_st, key_st), max_size=3),
+    )
+    def gc_under_snapshot(
+        self,
+        space: str,
+        key: Any,
+        values: list[Any],
+        then_delete: bool,
+        others: list[tuple[str, Any]],
+    ) -> None:
         """GC while a transaction is open keeps everything its snapshot reads."""
         assert self.db is not None
         self.put(space, key, values[0])
@@ -565,8 +588,9 @@ _SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     # STRATA_NO_SHRINK=1: report the first failure as found (while debugging the engine)
-    **({"phases": [Phase.generate], "database": None}
-       if os.environ.get("STRATA_NO_SHRINK") else {}),
+    **(
+        {"phases": [Phase.generate], "database": None} if os.environ.get("STRATA_NO_SHRINK") else {}
+    ),
 )
 TestStandardModel = FileMachine.TestCase
 TestStandardModel.settings = _SETTINGS

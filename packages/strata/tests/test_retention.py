@@ -24,8 +24,11 @@ from strata._retention import decode_policy, encode_policy, policy_from_json
 
 @pytest.fixture(params=["standard", "cache"])
 def db(request: pytest.FixtureRequest, tmp_path) -> Iterator[strata.Database]:
-    database = (strata.open(tmp_path / "db", gc_interval=1e6) if request.param == "standard"
-                else strata.open_memory(gc_interval=1e6))
+    database = (
+        strata.open(tmp_path / "db", gc_interval=1e6)
+        if request.param == "standard"
+        else strata.open_memory(gc_interval=1e6)
+    )
     yield database
     database.close()
 
@@ -262,15 +265,26 @@ def test_background_gc_runs(tmp_path) -> None:
 # -- validation, equality, stored form --------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [
-    lambda: KeepLast(0), lambda: KeepLast(-1), lambda: KeepLast(1.5), lambda: KeepLast(True),
-    lambda: KeepLast("3"), lambda: KeepFor(-1), lambda: KeepFor(float("nan")),
-    lambda: KeepFor(float("inf")), lambda: KeepFor("60"), lambda: KeepFor(None),
-    lambda: Composite("keep"), lambda: Composite(KeepAll(), {"x": 3}),
-    lambda: Composite(KeepAll(), {1: KeepAll()}),
-    lambda: Composite(Composite(KeepAll())),
-    lambda: Composite(KeepAll(), {"x": Composite(KeepAll())}),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: KeepLast(0),
+        lambda: KeepLast(-1),
+        lambda: KeepLast(1.5),
+        lambda: KeepLast(True),
+        lambda: KeepLast("3"),
+        lambda: KeepFor(-1),
+        lambda: KeepFor(float("nan")),
+        lambda: KeepFor(float("inf")),
+        lambda: KeepFor("60"),
+        lambda: KeepFor(None),
+        lambda: Composite("keep"),
+        lambda: Composite(KeepAll(), {"x": 3}),
+        lambda: Composite(KeepAll(), {1: KeepAll()}),
+        lambda: Composite(Composite(KeepAll())),
+        lambda: Composite(KeepAll(), {"x": Composite(KeepAll())}),
+    ],
+)
 def test_policy_validation(make) -> None:
     with pytest.raises(StrataUsageError):
         make()
@@ -295,20 +309,30 @@ def test_equality_hash_and_repr() -> None:
     assert repr(KeepAll()) == "KeepAll()"
     assert repr(KeepLast(3)) == "KeepLast(3)"
     assert repr(KeepFor(60)) == "KeepFor(60.0)"
-    assert repr(Composite(KeepAll(), {"x": KeepLast(1)})) == \
-        "Composite(KeepAll(), {'x': KeepLast(1)})"
+    assert (
+        repr(Composite(KeepAll(), {"x": KeepLast(1)})) == "Composite(KeepAll(), {'x': KeepLast(1)})"
+    )
     for policy in (KeepAll(), KeepLast(3), KeepFor(1.5), a):
         assert eval(repr(policy)) == policy
 
 
 def test_stored_form_round_trips_and_rejects_garbage() -> None:
-    for policy in (KeepAll(), KeepLast(7), KeepFor(0.25),
-                   Composite(KeepFor(3600), {"logs": KeepLast(2)})):
+    for policy in (
+        KeepAll(),
+        KeepLast(7),
+        KeepFor(0.25),
+        Composite(KeepFor(3600), {"logs": KeepLast(2)}),
+    ):
         assert decode_policy(encode_policy(policy)) == policy
     assert encode_policy(KeepLast(7)) == b'{"n":7,"policy":"keep_last"}'
-    for bad in (b"not json", b"[]", b'{"policy":"keep_some"}', b'{"policy":"keep_last","n":0}',
-                b'{"policy":"composite","default":{"policy":"keep_all"},"overrides":[]}',
-                b"\xff"):
+    for bad in (
+        b"not json",
+        b"[]",
+        b'{"policy":"keep_some"}',
+        b'{"policy":"keep_last","n":0}',
+        b'{"policy":"composite","default":{"policy":"keep_all"},"overrides":[]}',
+        b"\xff",
+    ):
         with pytest.raises(StrataUsageError):
             decode_policy(bad)
     with pytest.raises(StrataUsageError):

@@ -237,9 +237,14 @@ class Engine:
             self._wake.set()
         return version
 
-    def _commit_locked(self, ops: list[Op], snapshot: int | None,
-                       validate: Callable[[], None] | None, unlocked: bool,
-                       always: bool) -> tuple[int, int]:
+    def _commit_locked(
+        self,
+        ops: list[Op],
+        snapshot: int | None,
+        validate: Callable[[], None] | None,
+        unlocked: bool,
+        always: bool,
+    ) -> tuple[int, int]:
         """The part of :meth:`commit` under the commit lock; returns (version, LSN)."""
         disk = self._disk
         self.check_writable()

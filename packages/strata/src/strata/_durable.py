@@ -314,6 +314,7 @@ class Disk:
         inverted = _U64_BE.unpack_from
         head = _ENTRY_HEAD.unpack_from
         top = (1 << 64) - 1
+        entry: Entry
         for tkey, data in self.tree.items():
             if tkey[0] == 0:  # R.SYSTEM_PREFIX
                 settings[tkey[1:]] = data

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._codec import decode_value, encode_key, encode_value, keyspace_prefix, scan_bounds, user_key
+from ._mvcc import Entry
 from ._records import OP_DELETE, OP_PUT
 from .errors import StrataUsageError
 
@@ -40,7 +41,7 @@ class Version(NamedTuple):
 EAGER_LIMIT = 1024  # scans with a limit up to this are read at the call, as one list
 
 
-class _NotApplied(Exception):
+class _NotAppliedError(Exception):
     """A conditional autocommit (delete, cas) found its condition false."""
 
 
@@ -65,7 +66,8 @@ def as_of_bound(as_of: object) -> tuple[int, bool]:
         return seconds_bound(as_of.timestamp()), True
     raise StrataUsageError(
         f"as_of is a version (int) or a timestamp (float seconds or datetime), not "
-        f"{type(as_of).__name__}")
+        f"{type(as_of).__name__}"
+    )
 
 
 _MAX_SECONDS = 2.0**63 / 1e9
@@ -102,8 +104,9 @@ def check_limit(limit: object) -> int | None:
 def to_version(entry: tuple[int, int, bytes | None]) -> Version:
     """The public form of one stored version."""
     raw = entry[2]
-    return Version(entry[0], entry[1] / 1e9, None if raw is None else decode_value(raw),
-                   raw is None)
+    return Version(
+        entry[0], entry[1] / 1e9, None if raw is None else decode_value(raw), raw is None
+    )
 
 
 class KV:
@@ -153,16 +156,18 @@ class KV:
             chain = self._versions.chains.get(ek)
             if chain is None:
                 return default
-            entry = chain[-1]
+            entry: Entry = chain[-1]
             if entry[0] > engine.published:
-                entry = self._versions.read(ek, engine.published)  # type: ignore[assignment]
-                if entry is None:
+                found = self._versions.read(ek, engine.published)
+                if found is None:
                     return default
+                entry = found
         else:
             bound, by_ts = as_of_bound(as_of)
-            entry = self._versions.read(ek, engine.published, bound, by_ts)  # type: ignore[assignment]
-            if entry is None:
+            found = self._versions.read(ek, engine.published, bound, by_ts)
+            if found is None:
                 return default
+            entry = found
         raw = entry[2]
         return default if raw is None else decode_value(raw)
 
@@ -171,8 +176,9 @@ class KV:
         sentinel = _MISSING
         return self.get(key, sentinel, as_of=as_of) is not sentinel
 
-    def get_many(self, keys: Iterable[str | bytes], default: Any = None, *,
-                 as_of: object = None) -> list[Any]:
+    def get_many(
+        self, keys: Iterable[str | bytes], default: Any = None, *, as_of: object = None
+    ) -> list[Any]:
         """The values of ``keys`` in order (``default`` for missing ones), all read at one
         snapshot. Raises as ``get``."""
         engine = self._engine
@@ -183,13 +189,19 @@ class KV:
             out = []
             for key in keys:
                 entry = read(encode_key(self._prefix, key), snap, at, by_ts)
-                out.append(default if entry is None or entry[2] is None
-                           else decode_value(entry[2]))
+                out.append(default if entry is None or entry[2] is None else decode_value(entry[2]))
             return out
 
-    def scan(self, *, prefix: str | bytes | None = None, start: str | bytes | None = None,
-             end: str | bytes | None = None, reverse: bool = False, limit: int | None = None,
-             as_of: object = None) -> Iterator[tuple[str | bytes, Any]]:
+    def scan(
+        self,
+        *,
+        prefix: str | bytes | None = None,
+        start: str | bytes | None = None,
+        end: str | bytes | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+        as_of: object = None,
+    ) -> Iterator[tuple[str | bytes, Any]]:
         """``(key, value)`` pairs in key order, read at one snapshot.
 
         Args:
@@ -217,8 +229,9 @@ class KV:
             return iter(self._collect(lo, hi, reverse, limit))
         return self._scan(lo, hi, reverse, limit, bound)
 
-    def _collect(self, lo: bytes, hi: bytes | None, reverse: bool,
-                 limit: int) -> list[tuple[str | bytes, Any]]:
+    def _collect(
+        self, lo: bytes, hi: bytes | None, reverse: bool, limit: int
+    ) -> list[tuple[str | bytes, Any]]:
         """A short scan read at once (no generator between the rows and the caller)."""
         out: list[tuple[str | bytes, Any]] = []
         if limit == 0:
@@ -227,21 +240,28 @@ class KV:
         decode = decode_value
         token, snap = engine.begin_snapshot()
         try:
-            for batch in self._versions.scan_view(lo, hi, snap, reverse):
+            for rows in self._versions.scan_view(lo, hi, snap, reverse):
                 need = limit - len(out)
-                if len(batch) > need:
-                    batch = batch[:need]
+                batch = rows[:need] if len(rows) > need else rows
                 # bytes up to 255 (msgpack bin 8) decode inline: most values in a scan
-                out += [(user, raw[2:] if raw[0] == 0xC4 and len(raw) == raw[1] + 2
-                         else decode(raw)) for user, raw in batch]
+                out += [
+                    (user, raw[2:] if raw[0] == 0xC4 and len(raw) == raw[1] + 2 else decode(raw))
+                    for user, raw in batch
+                ]
                 if len(out) >= limit:
                     break
         finally:
             engine.end_snapshot(token)
         return out
 
-    def _scan(self, lo: bytes, hi: bytes | None, reverse: bool, limit: int | None,
-              bound: tuple[int, bool] | None) -> Iterator[tuple[str | bytes, Any]]:
+    def _scan(
+        self,
+        lo: bytes,
+        hi: bytes | None,
+        reverse: bool,
+        limit: int | None,
+        bound: tuple[int, bool] | None,
+    ) -> Iterator[tuple[str | bytes, Any]]:
         if limit == 0:
             return
         plen = self._plen
@@ -249,13 +269,19 @@ class KV:
             n = 0
             if bound is None:
                 decode = decode_value
-                for batch in self._versions.scan_view(lo, hi, snap, reverse):
-                    if limit is not None and n + len(batch) >= limit:
-                        batch = batch[: limit - n]
+                for rows in self._versions.scan_view(lo, hi, snap, reverse):
+                    batch = rows
+                    if limit is not None and n + len(rows) >= limit:
+                        batch = rows[: limit - n]
                     n += len(batch)
                     # bytes up to 255 (msgpack bin 8) decode inline: most values in a scan
-                    yield from [(user, raw[2:] if raw[0] == 0xC4 and len(raw) == raw[1] + 2
-                                 else decode(raw)) for user, raw in batch]
+                    yield from [
+                        (
+                            user,
+                            raw[2:] if raw[0] == 0xC4 and len(raw) == raw[1] + 2 else decode(raw),
+                        )
+                        for user, raw in batch
+                    ]
                     if n == limit:
                         return
                 return
@@ -303,8 +329,9 @@ class KV:
             DatabasePoisonedError; with pessimistic transactions running, DeadlockError
             or LockTimeoutError.
         """
-        return self._engine.autocommit([(OP_PUT, encode_key(self._prefix, key),
-                                          encode_value(value))])
+        return self._engine.autocommit(
+            [(OP_PUT, encode_key(self._prefix, key), encode_value(value))]
+        )
 
     def put_many(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> int:
         """Set every ``(key, value)`` in one atomic commit (a later duplicate key wins);
@@ -326,28 +353,30 @@ class KV:
         def exists() -> None:
             entry = newest(ek)
             if entry is None or entry[2] is None:
-                raise _NotApplied
+                raise _NotAppliedError
 
         try:
             self._engine.autocommit([(OP_DELETE, ek, None)], exists)
-        except _NotApplied:
+        except _NotAppliedError:
             return False
         return True
 
     def delete_many(self, keys: Iterable[str | bytes]) -> int:
         """Delete ``keys`` in one atomic commit; returns how many existed."""
-        ops = [(OP_DELETE, ek, None) for ek in dict.fromkeys(
-            encode_key(self._prefix, key) for key in keys)]
+        ops = [
+            (OP_DELETE, ek, None)
+            for ek in dict.fromkeys(encode_key(self._prefix, key) for key in keys)
+        ]
         newest = self._versions.newest
 
         def existing() -> None:
             ops[:] = [op for op in ops if (e := newest(op[1])) is not None and e[2] is not None]
             if not ops:
-                raise _NotApplied
+                raise _NotAppliedError
 
         try:
             self._engine.autocommit(ops, existing)  # type: ignore[arg-type]
-        except _NotApplied:
+        except _NotAppliedError:
             return 0
         return len(ops)
 
@@ -363,7 +392,8 @@ class KV:
         """
         if expected_version is not None and type(expected_version) is not int:
             raise StrataUsageError(
-                f"expected_version is an int or None, got {type(expected_version).__name__}")
+                f"expected_version is an int or None, got {type(expected_version).__name__}"
+            )
         ek = encode_key(self._prefix, key)
         encoded = encode_value(value)
         newest = self._versions.newest
@@ -372,11 +402,11 @@ class KV:
             entry = newest(ek)
             current = None if entry is None or entry[2] is None else entry[0]
             if current != expected_version:
-                raise _NotApplied
+                raise _NotAppliedError
 
         try:
             return self._engine.autocommit([(OP_PUT, ek, encoded)], matches)
-        except _NotApplied:
+        except _NotAppliedError:
             return None
 
 

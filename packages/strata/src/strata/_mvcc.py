@@ -19,6 +19,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
+
 from ._codec import user_key
 from ._order import KeyOrder
 from .errors import HistoryUnavailableError
@@ -79,8 +80,9 @@ class VersionStore:
         chain = self.chains.get(key)
         return chain[-1] if chain else None
 
-    def read(self, key: bytes, published: int, bound: int | None = None,
-             by_ts: bool = False) -> Entry | None:
+    def read(
+        self, key: bytes, published: int, bound: int | None = None, by_ts: bool = False
+    ) -> Entry | None:
         """The version of ``key`` a reader sees.
 
         Args:
@@ -107,9 +109,8 @@ class VersionStore:
                     if entry[0] <= published:
                         return entry
             else:
-                idx = 1 if by_ts else 0
                 for entry in reversed(chain):
-                    if entry[0] <= published and entry[idx] <= bound:
+                    if entry[0] <= published and (entry[1] if by_ts else entry[0]) <= bound:
                         return entry
         if bound is not None:
             self.check_history(key, bound, by_ts)
@@ -120,7 +121,8 @@ class VersionStore:
         if key in self.pruned:
             raise HistoryUnavailableError(
                 "retention removed the versions of this key older than the oldest one kept; "
-                f"none is visible at {'timestamp' if by_ts else 'version'} {bound}")
+                f"none is visible at {'timestamp' if by_ts else 'version'} {bound}"
+            )
         self.check_floor(bound, by_ts)
 
     def check_floor(self, bound: int, by_ts: bool) -> None:
@@ -130,15 +132,17 @@ class VersionStore:
             what = "timestamp" if by_ts else "version"
             raise HistoryUnavailableError(
                 f"retention swept deleted keys up to {what} {floor}; a read at {what} "
-                f"{bound} cannot tell a swept key from one that never existed")
+                f"{bound} cannot tell a swept key from one that never existed"
+            )
 
     def iter_keys(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[bytes]:
         """Encoded keys in ``[lo, hi)`` in order (see ``KeyOrder.iter_keys``); keys added
         during the iteration are seen or not; none is returned twice."""
         return self.order.iter_keys(lo, hi, reverse)
 
-    def scan_view(self, lo: bytes, hi: bytes | None, published: int,
-                  reverse: bool = False) -> Iterator[list[tuple[Any, bytes]]]:
+    def scan_view(
+        self, lo: bytes, hi: bytes | None, published: int, reverse: bool = False
+    ) -> Iterator[list[tuple[Any, bytes]]]:
         """Lists of ``(user key, encoded value)`` of the live keys in ``[lo, hi)`` at the
         newest version a reader at ``published`` sees, in key order — the fast path of
         scans at a current snapshot. It reads the key order's view (rebuilt first when
@@ -149,8 +153,10 @@ class VersionStore:
         view = order.view
         with order.lock:
             order._absorb()
-            fresh = bool(order.fresh) and next(iter(order.fresh.irange(lo, hi, (True, False))),
-                                               None) is not None
+            fresh = (
+                bool(order.fresh)
+                and next(iter(order.fresh.irange(lo, hi, (True, False))), None) is not None
+            )
         if fresh or view.version < 0 or published < view.version:
             batch: list[tuple[Any, bytes]] = []
             for key, entry in self.scan(lo, hi, published, reverse=reverse):
@@ -173,28 +179,39 @@ class VersionStore:
                 a, b, edge = edge, min(stop, edge + _STEP), min(stop, edge + _STEP)
             if touched:
                 rows = []
-                for key, user, raw in zip(keys[a:b], users[a:b], values[a:b]):
+                for key, user, raw in zip(keys[a:b], users[a:b], values[a:b], strict=True):
                     if key in touched:
-                        entry = read(key, published)
-                        raw = None if entry is None else entry[2]
-                    if raw is not None:
-                        rows.append((user, raw))
+                        current = read(key, published)
+                        value = None if current is None else current[2]
+                    else:
+                        value = raw
+                    if value is not None:
+                        rows.append((user, value))
             else:
-                rows = [(user, raw) for user, raw in zip(users[a:b], values[a:b])
-                        if raw is not None]
+                rows = [
+                    (user, raw)
+                    for user, raw in zip(users[a:b], values[a:b], strict=True)
+                    if raw is not None
+                ]
             if reverse:
                 rows.reverse()
             if rows:
                 yield rows
 
-    def scan(self, lo: bytes, hi: bytes | None, published: int, bound: int | None = None,
-             by_ts: bool = False, reverse: bool = False) -> Iterator[tuple[bytes, Entry]]:
+    def scan(
+        self,
+        lo: bytes,
+        hi: bytes | None,
+        published: int,
+        bound: int | None = None,
+        by_ts: bool = False,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, Entry]]:
         """``(key, entry)`` of every key in ``[lo, hi)`` with a live (non-tombstone) version
         visible to the reader, in key order. Raises HistoryUnavailableError as ``read``."""
         if bound is not None:
             self.check_floor(bound, by_ts)
         chains = self.chains
-        idx = 1 if by_ts else 0
         for key in self.iter_keys(lo, hi, reverse):
             chain = chains.get(key)
             if chain is None:
@@ -205,7 +222,9 @@ class VersionStore:
                 found = entry
             else:
                 for entry in reversed(chain):
-                    if entry[0] <= published and (bound is None or entry[idx] <= bound):
+                    if entry[0] <= published and (
+                        bound is None or (entry[1] if by_ts else entry[0]) <= bound
+                    ):
                         found = entry
                         break
                 if found is None and bound is not None and key in self.pruned:
@@ -222,8 +241,9 @@ class VersionStore:
 
     # -- garbage collection (commit lock held per batch by the caller) -------------------
 
-    def collect(self, keys: list[bytes], horizon: int,
-                removable: Callable[[bytes, list[Entry], int], int]) -> tuple[int, int]:
+    def collect(
+        self, keys: list[bytes], horizon: int, removable: Callable[[bytes, list[Entry], int], int]
+    ) -> tuple[int, int]:
         """Drop versions no reader at or after ``horizon`` can see and the policy allows.
 
         Args:

@@ -110,8 +110,7 @@ class KeepFor(RetentionPolicy):
     """
 
     def __init__(self, seconds: float) -> None:
-        if (type(seconds) not in (int, float) or not math.isfinite(seconds)
-                or seconds < 0):
+        if type(seconds) not in (int, float) or not math.isfinite(seconds) or seconds < 0:
             raise StrataUsageError(f"KeepFor needs a finite number of seconds ≥ 0, got {seconds!r}")
         self.seconds = float(seconds)
 
@@ -144,15 +143,17 @@ class Composite(RetentionPolicy):
             ``Composite``), or a keyspace name is not a str.
     """
 
-    def __init__(self, default: RetentionPolicy,
-                 overrides: Mapping[str, RetentionPolicy] | None = None) -> None:
+    def __init__(
+        self, default: RetentionPolicy, overrides: Mapping[str, RetentionPolicy] | None = None
+    ) -> None:
         overrides = dict(overrides or {})
         for name, policy in [("default", default), *overrides.items()]:
             if not isinstance(name, str):
                 raise StrataUsageError(f"Composite override keys are keyspace names, got {name!r}")
             if not isinstance(policy, RetentionPolicy) or isinstance(policy, Composite):
                 raise StrataUsageError(
-                    f"Composite needs KeepAll, KeepLast or KeepFor for {name!r}, got {policy!r}")
+                    f"Composite needs KeepAll, KeepLast or KeepFor for {name!r}, got {policy!r}"
+                )
         self.default = default
         self.overrides = overrides
 
@@ -164,8 +165,11 @@ class Composite(RetentionPolicy):
         return self.policy_for(keyspace).removable(keyspace, chain, hidden, now_ns)
 
     def to_json(self) -> dict[str, Any]:
-        return {"policy": "composite", "default": self.default.to_json(),
-                "overrides": {k: v.to_json() for k, v in sorted(self.overrides.items())}}
+        return {
+            "policy": "composite",
+            "default": self.default.to_json(),
+            "overrides": {k: v.to_json() for k, v in sorted(self.overrides.items())},
+        }
 
     def __repr__(self) -> str:
         return f"Composite({self.default!r}, {self.overrides!r})"
@@ -190,8 +194,10 @@ def policy_from_json(data: Any) -> RetentionPolicy:
         overrides = data.get("overrides", {})
         if not isinstance(overrides, dict):
             raise StrataUsageError("a stored Composite policy's overrides are not an object")
-        return Composite(policy_from_json(data.get("default")),
-                         {k: policy_from_json(v) for k, v in overrides.items()})
+        return Composite(
+            policy_from_json(data.get("default")),
+            {k: policy_from_json(v) for k, v in overrides.items()},
+        )
     raise StrataUsageError(f"unknown retention policy {kind!r}")
 
 
