@@ -17,7 +17,7 @@ from ._durable import Disk
 from ._kv import KV
 from ._retention import RetentionPolicy
 from ._txn import Transaction
-from ._verify import collect_stats, verify_all
+from ._verify import collect_stats, file_sizes, verify_all
 from .errors import CorruptionError, StrataUsageError, TransactionAbortedError
 
 T = TypeVar("T")
@@ -277,12 +277,12 @@ class Database:
             GC figures plus the file sizes before and after.
         """
         engine = self._engine
-        before = engine.file_sizes()
+        before = file_sizes(engine)
         engine.checkpoint()
         figures: dict[str, Any] = dict(engine.gc())
         engine.checkpoint()
         figures["bytes_before"] = before
-        figures["bytes_after"] = engine.file_sizes()
+        figures["bytes_after"] = file_sizes(engine)
         return figures
 
     @property

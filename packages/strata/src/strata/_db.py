@@ -10,12 +10,10 @@ share fsyncs, then publishes. Readers see versions up to the published one.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from index_db import IndexDbError
 from lock_db import DeadlockError as LockDeadlockError
@@ -29,7 +27,13 @@ from ._codec import decode_key
 from ._durable import SYSTEM_RETENTION, Disk
 from ._gcpause import gc_paused
 from ._mvcc import VersionStore
-from ._retention import KeepAll, RetentionPolicy, decode_policy, encode_policy
+from ._retention import (
+    KeepAll,
+    RetentionPolicy,
+    collect_garbage,
+    decode_policy,
+    encode_policy,
+)
 from .errors import (
     ConflictError,
     DatabaseClosedError,
@@ -44,7 +48,6 @@ from .errors import (
 )
 
 DURABILITY_MODES = ("cache", "standard", "always")
-_GC_BATCH = 1024
 Op = tuple[int, bytes, "bytes | None"]
 _owners = itertools.count(1)
 
@@ -384,28 +387,9 @@ class Engine:
         """
         self.check_writable()
         with self._maint_lock:
-            policy = self._retention
-            removed = swept = 0
-            if policy != KeepAll():
-                horizon = self.horizon()
-                now = time.time_ns()
-                names: dict[bytes, str] = {}
-
-                def removable(key: bytes, chain: list[Any], hidden: int) -> int:
-                    head = key[: key[0] + 1]
-                    name = names.get(head)
-                    if name is None:
-                        name = names[head] = head[1:].decode("utf-8")
-                    return policy.removable(name, chain, hidden, now)
-
-                keys = list(self._versions.chains)
-                for start in range(0, len(keys), _GC_BATCH):
-                    with self._commit_lock:
-                        r, s = self._versions.collect(
-                            keys[start : start + _GC_BATCH], horizon, removable
-                        )
-                    removed += r
-                    swept += s
+            removed, swept = collect_garbage(
+                self._versions, self._retention, self.horizon(), self._commit_lock
+            )
             self.counters["gc_runs"] += 1
             self.counters["gc_versions_removed"] += removed
             self.counters["gc_keys_swept"] += swept
@@ -504,16 +488,3 @@ class Engine:
     def closed(self) -> bool:
         """Whether :meth:`close` ran."""
         return self._shut
-
-    def file_sizes(self) -> dict[str, int]:
-        """Bytes on disk: the page file and the WAL directory (0 in cache mode)."""
-        if self.path is None:
-            return {"page_file": 0, "wal": 0}
-        page = os.path.join(self.path, "data.strata")
-        wal_dir = os.path.join(self.path, "wal")
-        wal = (
-            sum(os.path.getsize(os.path.join(wal_dir, n)) for n in os.listdir(wal_dir))
-            if os.path.isdir(wal_dir)
-            else 0
-        )
-        return {"page_file": os.path.getsize(page) if os.path.exists(page) else 0, "wal": wal}

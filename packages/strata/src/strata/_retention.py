@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from threading import Lock
+from typing import TYPE_CHECKING, Any
 
 from .errors import StrataUsageError
+
+if TYPE_CHECKING:
+    from ._mvcc import VersionStore
 
 __all__ = ["RetentionPolicy", "KeepAll", "KeepLast", "KeepFor", "Composite"]
 
@@ -214,3 +219,43 @@ def decode_policy(data: bytes) -> RetentionPolicy:
         if isinstance(exc, StrataUsageError):
             raise
         raise StrataUsageError(f"stored retention policy is not valid JSON: {exc}") from None
+
+
+_GC_BATCH = 1024  # keys per hold of the commit lock
+
+
+def collect_garbage(
+    versions: VersionStore, policy: RetentionPolicy, horizon: int, commit_lock: Lock
+) -> tuple[int, int]:
+    """One garbage-collection pass over every key (``Database.gc``).
+
+    Args:
+        versions: the version store.
+        policy: the retention policy.
+        horizon: the oldest version an open reader may read at.
+        commit_lock: held for each batch of keys, so commits never interleave with a
+            chain being replaced.
+
+    Returns:
+        ``(versions removed, keys swept)``.
+    """
+    if policy == KeepAll():
+        return 0, 0
+    now = time.time_ns()
+    names: dict[bytes, str] = {}
+
+    def removable(key: bytes, chain: list[Entry], hidden: int) -> int:
+        head = key[: key[0] + 1]
+        name = names.get(head)
+        if name is None:
+            name = names[head] = head[1:].decode("utf-8")
+        return policy.removable(name, chain, hidden, now)
+
+    removed = swept = 0
+    keys = list(versions.chains)
+    for start in range(0, len(keys), _GC_BATCH):
+        with commit_lock:
+            r, s = versions.collect(keys[start : start + _GC_BATCH], horizon, removable)
+        removed += r
+        swept += s
+    return removed, swept

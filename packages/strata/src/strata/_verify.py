@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import TYPE_CHECKING, Any
 
 from index_db import IndexDbError
@@ -10,6 +11,7 @@ from page_db import PageError
 from wal_db import WalError
 
 from . import _records as R
+from ._durable import PAGE_FILE, WAL_DIR
 from .errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ def collect_stats(engine: Engine) -> dict[str, Any]:
             "last_run": engine.last_gc_time,
             "swept_version": versions.swept_version,
         },
-        "bytes": engine.file_sizes(),
+        "bytes": file_sizes(engine),
     }
     if disk is not None:
         page = disk.store.stats()
@@ -161,3 +163,17 @@ def _check_tree_against_memory(engine: Engine, errors: list[str], report: dict[s
                 f"{on_disk.get(key, 0)} in the page file"
             )
     report["checked_versions"] = checked
+
+
+def file_sizes(engine: Engine) -> dict[str, int]:
+    """Bytes on disk: the page file and the WAL directory (0 in cache mode)."""
+    if engine.path is None:
+        return {"page_file": 0, "wal": 0}
+    page = os.path.join(engine.path, PAGE_FILE)
+    wal_dir = os.path.join(engine.path, WAL_DIR)
+    wal = (
+        sum(os.path.getsize(os.path.join(wal_dir, n)) for n in os.listdir(wal_dir))
+        if os.path.isdir(wal_dir)
+        else 0
+    )
+    return {"page_file": os.path.getsize(page) if os.path.exists(page) else 0, "wal": wal}
