@@ -11,7 +11,17 @@ import datetime as _dt
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._codec import decode_value, encode_key, encode_value, keyspace_prefix, scan_bounds, user_key
+from ._codec import (
+    MAX_KEY_BYTES,
+    TAG_BYTES,
+    TAG_STR,
+    decode_value,
+    encode_key,
+    encode_value,
+    keyspace_prefix,
+    scan_bounds,
+    user_key,
+)
 from ._mvcc import Entry
 from ._records import OP_DELETE, OP_PUT
 from .errors import StrataUsageError
@@ -118,13 +128,23 @@ class KV:
     (64-bit), float, str, bytes, list, dict with str keys.
     """
 
-    __slots__ = ("_engine", "_plen", "_prefix", "_versions", "name")
+    __slots__ = (
+        "_bytes_prefix",
+        "_engine",
+        "_plen",
+        "_prefix",
+        "_str_prefix",
+        "_versions",
+        "name",
+    )
 
     def __init__(self, engine: Engine, name: str) -> None:
         self._engine = engine
         self._versions = engine._versions
         self._prefix = keyspace_prefix(name)
         self._plen = len(self._prefix)
+        self._bytes_prefix = self._prefix + bytes([TAG_BYTES])
+        self._str_prefix = self._prefix + bytes([TAG_STR])
         self.name = name
 
     def __repr__(self) -> str:
@@ -148,7 +168,13 @@ class KV:
             HistoryUnavailableError: ``as_of`` needs history retention removed.
             DatabaseClosedError.
         """
-        ek = encode_key(self._prefix, key)
+        # the common keys inline (encode_key does the same, and raises for the rest)
+        if type(key) is bytes and len(key) <= MAX_KEY_BYTES:
+            ek = self._bytes_prefix + key
+        elif type(key) is str and len(key) <= MAX_KEY_BYTES and key.isascii():
+            ek = self._str_prefix + key.encode("ascii")
+        else:
+            ek = encode_key(self._prefix, key)
         engine = self._engine
         if engine._closed:
             engine.check_open()
@@ -169,7 +195,11 @@ class KV:
                 return default
             entry = found
         raw = entry[2]
-        return default if raw is None else decode_value(raw)
+        if raw is None:
+            return default
+        if raw[0] == 0xC4 and len(raw) == raw[1] + 2:  # bytes up to 255: msgpack bin 8
+            return raw[2:]
+        return decode_value(raw)
 
     def exists(self, key: str | bytes, *, as_of: object = None) -> bool:
         """Whether ``key`` has a live value (at ``as_of``, if given). Raises as ``get``."""
