@@ -38,8 +38,6 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]
-
 import strata
 
 QUICK = "--quick" in sys.argv[1:]
@@ -242,20 +240,19 @@ def read_rows(db: strata.Database, rnd: random.Random, keys: list[bytes]) -> lis
 
 
 def bare_scans(db: strata.Database, starts: list[bytes]) -> Callable[[], None]:
-    """The same scans with no engine code: the scan view's parallel lists (sorted keys,
-    user keys, newest values) and msgpack in a list comprehension — the ceiling of
-    kv.scan with this memory layout."""
+    """The same scans with no engine code: slices of the scan view's parallel lists
+    (sorted keys, user keys, values kept decoded) in a list comprehension — the ceiling
+    of kv.scan with this memory layout."""
     list(db.kv.scan(limit=1))  # builds the view if it is missing or stale
     view = db._engine._versions.order.view
-    keys, users, values, unpackb = view.keys, view.users, view.values, msgpack.unpackb
+    keys, users, decoded = view.keys, view.users, view.decoded
     prefix = keys[0][:-16]  # keyspace and type tag (every key here is 16 B)
     encoded = [prefix + key for key in starts]
 
     def run() -> None:
         for start in encoded:
             i = bisect_left(keys, start)
-            rows = zip(users[i : i + 100], values[i : i + 100], strict=True)
-            [(user, unpackb(raw)) for user, raw in rows]
+            list(zip(users[i : i + 100], decoded[i : i + 100], strict=True))
 
     return run
 

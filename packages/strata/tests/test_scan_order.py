@@ -47,7 +47,9 @@ def test_scans_equal_the_model_through_writes_deletes_gc_and_rebuilds(
             )
             action = rnd.random()
             if action < 0.45:
-                value = rnd.choice([b"x" * rnd.randrange(300), rnd.randrange(100), None, "s"])
+                value = rnd.choice(
+                    [b"x" * rnd.randrange(300), rnd.randrange(100), None, "s", [step], {"n": step}]
+                )
                 kv.put(key, value)
                 model[key] = value
             elif action < 0.65:
@@ -131,3 +133,16 @@ def test_a_view_built_at_an_older_version_sends_newer_keys_to_their_chains() -> 
         assert versions.order.view.version == v1 and not versions.order.needs_rebuild()
         assert list(db.kv.scan()) == [("a", "new"), ("b", "only")]
         assert list(db.kv.scan(reverse=True)) == [("b", "only"), ("a", "new")]
+
+
+def test_scanned_lists_and_dicts_are_fresh_copies_and_small_values_shared_safely() -> None:
+    """The view keeps small immutable values decoded and shares them; lists and dicts are
+    decoded for every read, so a caller mutating one changes nothing stored."""
+    with strata.open_memory() as db:
+        db.kv.put_many({"a": {"tags": ["x"]}, "b": b"v" * 10, "c": b"w" * 1000, "d": [1]})
+        first = dict(db.kv.scan())
+        first["a"]["tags"].append("mutated")
+        first["d"].append(2)
+        again = dict(db.kv.scan())
+        assert again == {"a": {"tags": ["x"]}, "b": b"v" * 10, "c": b"w" * 1000, "d": [1]}
+        assert again["a"] is not first["a"]

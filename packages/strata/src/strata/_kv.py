@@ -267,17 +267,11 @@ class KV:
         if limit == 0:
             return out
         engine = self._engine
-        decode = decode_value
         token, snap = engine.begin_snapshot()
         try:
             for rows in self._versions.scan_view(lo, hi, snap, reverse):
                 need = limit - len(out)
-                batch = rows[:need] if len(rows) > need else rows
-                # bytes up to 255 (msgpack bin 8) decode inline: most values in a scan
-                out += [
-                    (user, raw[2:] if raw[0] == 0xC4 and len(raw) == raw[1] + 2 else decode(raw))
-                    for user, raw in batch
-                ]
+                out += rows[:need] if len(rows) > need else rows
                 if len(out) >= limit:
                     break
         finally:
@@ -298,20 +292,12 @@ class KV:
         with self._engine.snapshot() as snap:
             n = 0
             if bound is None:
-                decode = decode_value
                 for rows in self._versions.scan_view(lo, hi, snap, reverse):
                     batch = rows
                     if limit is not None and n + len(rows) >= limit:
                         batch = rows[: limit - n]
                     n += len(batch)
-                    # bytes up to 255 (msgpack bin 8) decode inline: most values in a scan
-                    yield from [
-                        (
-                            user,
-                            raw[2:] if raw[0] == 0xC4 and len(raw) == raw[1] + 2 else decode(raw),
-                        )
-                        for user, raw in batch
-                    ]
+                    yield from batch
                     if n == limit:
                         return
                 return

@@ -20,8 +20,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._codec import user_key
-from ._order import KeyOrder
+from ._codec import decode_value, user_key
+from ._order import RAW, KeyOrder, inline_value
 from .errors import HistoryUnavailableError
 
 Entry = tuple[int, int, "bytes | None"]
@@ -33,7 +33,10 @@ class VersionStore:
 
     def __init__(self, *, track_changes: bool) -> None:
         self.chains: dict[bytes, list[Entry]] = {}
-        self.order = KeyOrder(lambda key: user_key(key, key[0] + 1))
+        self.order = KeyOrder(
+            lambda key: user_key(key, key[0] + 1),
+            lambda raw: inline_value(raw, decode_value),
+        )
         # keys whose older history GC removed: an as_of read that finds no version raises
         self.pruned: set[bytes] = set()
         # the newest tombstone GC swept whole (with its key): reads older than it that
@@ -142,11 +145,12 @@ class VersionStore:
 
     def scan_view(
         self, lo: bytes, hi: bytes | None, published: int, reverse: bool = False
-    ) -> Iterator[list[tuple[Any, bytes]]]:
-        """Lists of ``(user key, encoded value)`` of the live keys in ``[lo, hi)`` at the
-        newest version a reader at ``published`` sees, in key order — the fast path of
-        scans at a current snapshot. It reads the key order's view (rebuilt first when
-        stale) and the version chains only for keys written or created since the view."""
+    ) -> Iterator[list[tuple[Any, Any]]]:
+        """Lists of ``(user key, value)`` — values decoded, fresh objects for lists and
+        dicts — of the live keys in ``[lo, hi)`` at the newest version a reader at
+        ``published`` sees, in key order: the fast path of scans at a current snapshot.
+        It reads the key order's view (rebuilt first when stale) and the version chains
+        only for keys written or created since the view was built."""
         order = self.order
         if order.needs_rebuild():
             order.rebuild(self.chains, published)
@@ -157,17 +161,19 @@ class VersionStore:
                 bool(order.fresh)
                 and next(iter(order.fresh.irange(lo, hi, (True, False))), None) is not None
             )
+        decode = decode_value
         if fresh or view.version < 0 or published < view.version:
-            batch: list[tuple[Any, bytes]] = []
+            batch: list[tuple[Any, Any]] = []
             for key, entry in self.scan(lo, hi, published, reverse=reverse):
-                batch.append((user_key(key, key[0] + 1), entry[2]))  # type: ignore[arg-type]
+                batch.append((user_key(key, key[0] + 1), decode(entry[2])))  # type: ignore[arg-type]
                 if len(batch) == _STEP:
                     yield batch
                     batch = []
             if batch:
                 yield batch
             return
-        keys, users, values, touched = view.keys, view.users, view.values, view.touched
+        keys, users, values, decoded = view.keys, view.users, view.values, view.decoded
+        touched = view.touched
         start = bisect_left(keys, lo)
         stop = len(keys) if hi is None else bisect_left(keys, hi)
         read = self.read
@@ -179,18 +185,19 @@ class VersionStore:
                 a, b, edge = edge, min(stop, edge + _STEP), min(stop, edge + _STEP)
             if touched:
                 rows = []
-                for key, user, raw in zip(keys[a:b], users[a:b], values[a:b], strict=True):
+                for key, user, raw, value in zip(
+                    keys[a:b], users[a:b], values[a:b], decoded[a:b], strict=True
+                ):
                     if key in touched:
                         current = read(key, published)
-                        value = None if current is None else current[2]
-                    else:
-                        value = raw
-                    if value is not None:
-                        rows.append((user, value))
-            else:
+                        if current is not None and current[2] is not None:
+                            rows.append((user, decode(current[2])))
+                    elif raw is not None:
+                        rows.append((user, decode(raw) if value is RAW else value))
+            else:  # the common case: every row from the view, no chain touched
                 rows = [
-                    (user, raw)
-                    for user, raw in zip(users[a:b], values[a:b], strict=True)
+                    (user, decode(raw) if value is RAW else value)
+                    for user, raw, value in zip(users[a:b], values[a:b], decoded[a:b], strict=True)
                     if raw is not None
                 ]
             if reverse:

@@ -37,22 +37,44 @@ _BATCH = 128
 REBUILD_MIN = 4096  # rebuild once more than max(this, a quarter of the keys) changed
 
 
-class View:
-    """Sorted keys with their user keys and newest values as of ``version``."""
+RAW = object()  # in View.decoded: the value is not kept decoded; decode View.values[i]
+INLINE_MAX = 258  # encoded values up to this long are kept decoded in the view (if immutable)
 
-    __slots__ = ("keys", "touched", "users", "values", "version")
+
+def inline_value(raw: bytes, decode: Callable[[bytes], Any]) -> Any:
+    """What the view keeps for an encoded value: the decoded value when it is small and
+    immutable (bytes, str, int, float, bool, None: safe to hand to every reader, and laid
+    out in key order in memory), else ``RAW``."""
+    if len(raw) > INLINE_MAX or raw[0] in _CONTAINER_TAGS:
+        return RAW
+    return decode(raw)
+
+
+# msgpack first bytes of arrays and maps: fixmap 0x80-0x8f, fixarray 0x90-0x9f,
+# array 16/32 0xdc/0xdd, map 16/32 0xde/0xdf
+_CONTAINER_TAGS = frozenset([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
+
+
+class View:
+    """Sorted keys with their user keys and newest values as of ``version``: ``values``
+    the encoded ones (``None`` for a tombstone), ``decoded`` the decoded ones where
+    :func:`inline_value` keeps them, else ``RAW``."""
+
+    __slots__ = ("decoded", "keys", "touched", "users", "values", "version")
 
     def __init__(
         self,
         keys: list[bytes],
         users: list[Any],
         values: list[bytes | None],
+        decoded: list[Any],
         version: int,
         touched: set[bytes],
     ) -> None:
         self.keys = keys
         self.users = users
         self.values = values
+        self.decoded = decoded
         self.version = version
         self.touched = touched
 
@@ -60,10 +82,11 @@ class View:
 class KeyOrder:
     """Every key of the version store, in order (see the module docstring)."""
 
-    def __init__(self, user_key: Callable[[bytes], Any]) -> None:
+    def __init__(self, user_key: Callable[[bytes], Any], inline: Callable[[bytes], Any]) -> None:
         self.lock = threading.Lock()
         self._user_key = user_key
-        self.view = View([], [], [], -1, set())
+        self._inline = inline
+        self.view = View([], [], [], [], -1, set())
         self.fresh: SortedList = SortedList()
         self._next_fresh: SortedList | None = None  # keys created during a rebuild
         self.incoming: list[bytes] = []
@@ -98,7 +121,7 @@ class KeyOrder:
     def reset(self, keys: list[bytes]) -> None:
         """Replace everything with ``keys`` (after a bulk load); no view until a rebuild."""
         with self.lock:
-            self.view = View(sorted(keys), [], [], -1, set())
+            self.view = View(sorted(keys), [], [], [], -1, set())
             self.touching = [self.view.touched]
             self.fresh = SortedList()
             self.incoming = []
@@ -148,7 +171,7 @@ class KeyOrder:
             self.touching.append(touched)
         try:
             with gc_paused():
-                live, users, values = self._build(keys, chains, version, touched)
+                live, users, values, decoded = self._build(keys, chains, version, touched)
         except BaseException:
             with self.lock:
                 self.touching.remove(touched)
@@ -156,7 +179,7 @@ class KeyOrder:
             raise
         with self.lock:
             self._absorb()
-            self.view = View(live, users, values, version, touched)
+            self.view = View(live, users, values, decoded, version, touched)
             self.touching = [touched]
             assert self._next_fresh is not None
             self.fresh, self._next_fresh = self._next_fresh, None
@@ -164,10 +187,12 @@ class KeyOrder:
 
     def _build(
         self, keys: list[bytes], chains: dict[bytes, list[Entry]], version: int, touched: set[bytes]
-    ) -> tuple[list[bytes], list[Any], list[bytes | None]]:
+    ) -> tuple[list[bytes], list[Any], list[bytes | None], list[Any]]:
         """The view's lists as of ``version`` (keys already past it go into ``touched``)."""
         users: list[Any] = []
         values: list[bytes | None] = []
+        decoded: list[Any] = []
+        inline = self._inline
         live: list[bytes] = []
         user_key = self._user_key
         for key in keys:
@@ -182,8 +207,10 @@ class KeyOrder:
                 entry = older[-1] if older else None  # type: ignore[assignment]
             live.append(key)
             users.append(user_key(key))
-            values.append(None if entry is None else entry[2])
-        return live, users, values
+            raw = None if entry is None else entry[2]
+            values.append(raw)
+            decoded.append(RAW if raw is None else inline(raw))
+        return live, users, values, decoded
 
     def iter_keys(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[bytes]:
         """Every key in ``[lo, hi)`` in order (base and fresh merged), in short batches;
