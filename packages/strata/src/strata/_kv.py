@@ -269,7 +269,7 @@ class KV:
         engine = self._engine
         token, snap = engine.begin_snapshot()
         try:
-            for rows in self._versions.scan_view(lo, hi, snap, reverse):
+            for rows in self._versions.scan_view(lo, hi, snap, reverse, limit):
                 need = limit - len(out)
                 out += rows[:need] if len(rows) > need else rows
                 if len(out) >= limit:

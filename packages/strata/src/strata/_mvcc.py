@@ -144,13 +144,19 @@ class VersionStore:
         return self.order.iter_keys(lo, hi, reverse)
 
     def scan_view(
-        self, lo: bytes, hi: bytes | None, published: int, reverse: bool = False
+        self,
+        lo: bytes,
+        hi: bytes | None,
+        published: int,
+        reverse: bool = False,
+        first: int = _STEP,
     ) -> Iterator[list[tuple[Any, Any]]]:
         """Lists of ``(user key, value)`` — values decoded, fresh objects for lists and
         dicts — of the live keys in ``[lo, hi)`` at the newest version a reader at
         ``published`` sees, in key order: the fast path of scans at a current snapshot.
         It reads the key order's view (rebuilt first when stale) and the version chains
-        only for keys written or created since the view was built."""
+        only for keys written or created since the view was built. ``first`` bounds the
+        rows the first list looks at (a scan's limit), later lists look at 128."""
         order = self.order
         if order.needs_rebuild():
             order.rebuild(self.chains, published)
@@ -178,11 +184,13 @@ class VersionStore:
         stop = len(keys) if hi is None else bisect_left(keys, hi)
         read = self.read
         edge = stop if reverse else start
+        step = max(1, min(first, _STEP))
         while (edge > start) if reverse else (edge < stop):
             if reverse:
-                a, b, edge = max(start, edge - _STEP), edge, max(start, edge - _STEP)
+                a, b, edge = max(start, edge - step), edge, max(start, edge - step)
             else:
-                a, b, edge = edge, min(stop, edge + _STEP), min(stop, edge + _STEP)
+                a, b, edge = edge, min(stop, edge + step), min(stop, edge + step)
+            step = _STEP
             if touched:
                 rows = []
                 for key, user, raw, value in zip(
