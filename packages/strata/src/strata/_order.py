@@ -96,9 +96,10 @@ class KeyOrder:
     # -- writers (commit lock held) ----------------------------------------------------
 
     def created(self, keys: list[bytes]) -> None:
-        """Record new keys (unsorted; sorted when a reader needs them)."""
-        with self.lock:
-            self.incoming.extend(keys)
+        """Record new keys (unsorted; sorted when a reader needs them). No lock: the
+        ``incoming`` list is never replaced, ``extend`` is atomic under the GIL, and
+        readers take only the prefix they saw (``_absorb``)."""
+        self.incoming.extend(keys)
 
     def touch(self, keys: Any) -> None:
         """Record written keys; call before the commit is published."""
@@ -124,15 +125,18 @@ class KeyOrder:
             self.view = View(sorted(keys), [], [], [], -1, set())
             self.touching = [self.view.touched]
             self.fresh = SortedList()
-            self.incoming = []
+            del self.incoming[:]
             self.swept = 0
 
     # -- readers -----------------------------------------------------------------------
 
     def _absorb(self) -> None:
         """Move ``incoming`` into the sorted fresh list(s). Caller holds ``lock``."""
-        if self.incoming:
-            batch, self.incoming = self.incoming, []
+        incoming = self.incoming
+        if incoming:
+            count = len(incoming)
+            batch = incoming[:count]
+            del incoming[:count]  # keys appended meanwhile stay for the next reader
             self.fresh.update(batch)
             if self._next_fresh is not None:
                 self._next_fresh.update(batch)
