@@ -161,12 +161,11 @@ class VersionStore:
         if order.needs_rebuild():
             order.rebuild(self.chains, published)
         view = order.view
-        with order.lock:
-            order._absorb()
-            fresh = (
-                bool(order.fresh)
-                and next(iter(order.fresh.irange(lo, hi, (True, False))), None) is not None
-            )
+        fresh = False
+        if order.incoming or order.fresh:  # (a key created before our snapshot is in one)
+            with order.lock:
+                order._absorb()
+                fresh = next(iter(order.fresh.irange(lo, hi, (True, False))), None) is not None
         decode = decode_value
         if fresh or view.version < 0 or published < view.version:
             batch: list[tuple[Any, Any]] = []
