@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._codec import decode_value, user_key
-from ._order import RAW, KeyOrder, inline_value
+from ._order import BLOCK_SHIFT, RAW, KeyOrder, inline_value
 from .errors import HistoryUnavailableError
 
 Entry = tuple[int, int, "bytes | None"]
@@ -201,7 +201,9 @@ class VersionStore:
                             rows.append((user, decode(current[2])))
                     elif raw is not None:
                         rows.append((user, decode(raw) if value is RAW else value))
-            else:  # the common case: every row from the view, no chain touched
+            elif view.clean.find(0, a >> BLOCK_SHIFT, ((b - 1) >> BLOCK_SHIFT) + 1) < 0:
+                rows = list(zip(users[a:b], decoded[a:b], strict=True))  # all live, decoded
+            else:  # no chain touched, but tombstones or lists and dicts to decode
                 rows = [
                     (user, decode(raw) if value is RAW else value)
                     for user, raw, value in zip(users[a:b], values[a:b], decoded[a:b], strict=True)

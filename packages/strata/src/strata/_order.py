@@ -55,12 +55,24 @@ def inline_value(raw: bytes, decode: Callable[[bytes], Any]) -> Any:
 _CONTAINER_TAGS = frozenset([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
 
 
+BLOCK_SHIFT = 6  # View.clean flags blocks of 64 rows
+
+
+def _clean_blocks(values: list[bytes | None], decoded: list[Any]) -> bytearray:
+    """``View.clean`` for these rows."""
+    clean = bytearray(b"\x01") * ((len(values) >> BLOCK_SHIFT) + 1)
+    for i, (raw, value) in enumerate(zip(values, decoded, strict=True)):
+        if raw is None or value is RAW:
+            clean[i >> BLOCK_SHIFT] = 0
+    return clean
+
+
 class View:
     """Sorted keys with their user keys and newest values as of ``version``: ``values``
     the encoded ones (``None`` for a tombstone), ``decoded`` the decoded ones where
     :func:`inline_value` keeps them, else ``RAW``."""
 
-    __slots__ = ("decoded", "keys", "touched", "users", "values", "version")
+    __slots__ = ("clean", "decoded", "keys", "touched", "users", "values", "version")
 
     def __init__(
         self,
@@ -70,11 +82,15 @@ class View:
         decoded: list[Any],
         version: int,
         touched: set[bytes],
+        clean: bytearray | None = None,
     ) -> None:
         self.keys = keys
         self.users = users
         self.values = values
         self.decoded = decoded
+        # per block of 2**BLOCK_SHIFT rows: 1 when no row is a tombstone or kept undecoded, so a
+        # scan can take the block's (user, value) pairs without looking at each row
+        self.clean = clean if clean is not None else bytearray()
         self.version = version
         self.touched = touched
 
@@ -176,6 +192,7 @@ class KeyOrder:
         try:
             with gc_paused():
                 live, users, values, decoded = self._build(keys, chains, version, touched)
+                clean = _clean_blocks(values, decoded)
         except BaseException:
             with self.lock:
                 self.touching.remove(touched)
@@ -183,7 +200,7 @@ class KeyOrder:
             raise
         with self.lock:
             self._absorb()
-            self.view = View(live, users, values, decoded, version, touched)
+            self.view = View(live, users, values, decoded, version, touched, clean)
             self.touching = [touched]
             assert self._next_fresh is not None
             self.fresh, self._next_fresh = self._next_fresh, None
