@@ -3,10 +3,9 @@
 The data flow of a commit (docs/architecture.md, D16): under the commit lock, validate
 (write-write conflicts, serializable read and range checks), take the next version and a
 timestamp, append one WAL record, apply the versions to the in-memory index, and — except
-in ``always`` mode — publish. In ``always`` mode commits are combined (``_combine.py``):
-whichever committer holds the commit lock applies every queued commit, syncs the WAL once
-for all of them (through wal-db's group commit) and publishes, so each committer blocks
-only once. Readers see versions up to the published one.
+in ``always`` mode — publish. ``always`` syncs the WAL after leaving the lock, so
+committers share fsyncs (wal-db's group commit), then publishes. Readers see versions up
+to the published one.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from wal_db import RecordTooLargeError, WalError
 
 from . import _records as R
 from ._codec import decode_key
-from ._combine import Combiner
 from ._durable import SYSTEM_RETENTION, Disk
 from ._gcpause import gc_paused
 from ._mvcc import VersionStore
@@ -92,7 +90,6 @@ class Engine:
         self._last_lsn = 0
         self.published = 0
         self._wal_bytes = 0
-        self._combiner = Combiner(self) if disk is not None and durability == "always" else None
         self._closed = False  # closed or poisoned: the hot paths check this one flag
         self._shut = False  # close() ran
         self._poisoned: BaseException | None = None
@@ -227,11 +224,17 @@ class Engine:
             ValueTooLargeError: the commit record is over the WAL's limit.
             DatabasePoisonedError, DatabaseClosedError, ReadOnlyError.
         """
-        if self._combiner is not None:  # always mode: combined, durable before it returns
-            version = self._combiner.commit(ops, snapshot, validate, unlocked)
-        else:
-            with self._commit_lock:
-                version, _lsn = self._commit_locked(ops, snapshot, validate, unlocked, False)
+        disk = self._disk
+        always = self.durability == "always"
+        with self._commit_lock:
+            version, lsn = self._commit_locked(ops, snapshot, validate, unlocked, always)
+        if always and disk is not None:
+            # outside the lock: committers share fsyncs (wal-db's group commit)
+            try:
+                disk.wal.sync(lsn)
+            except WalError as exc:
+                raise self._poison(exc) from exc
+            self.publish(version)
         if self._wal_bytes >= self._checkpoint_bytes:
             self._wake.set()
         return version
