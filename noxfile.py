@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 ROOT = Path(__file__).parent
 TESTKIT = "tools/testkit"
@@ -40,6 +41,10 @@ OLDEST = [
     "sortedcontainers==2.4.0",
 ]
 OLDEST_PACKAGES = ["page-db", "wal-db", "lock-db", "persist", "index-db", "strata"]
+# The peers of the comparative benchmark (bench/): each is installed on its own, and one
+# that cannot install is reported by the harness as skipped, never faked.
+PEERS = ["lmdb", "rocksdict", "plyvel", "diskcache", "ZODB", "BTrees", "semidbm"]
+BENCH_EXTRAS = ["numpy>=1.24", "matplotlib>=3.6", "pytest>=7"]
 FUZZ_SECONDS = 15  # per atheris target in the default run; `nox -s fuzz -- 600` for longer
 
 nox.options.sessions = [
@@ -50,6 +55,7 @@ nox.options.sessions = [
     "types",
     "layers",
     "fuzz",
+    "bench-check",
 ]
 nox.options.error_on_missing_interpreters = True
 
@@ -145,6 +151,7 @@ def types(session: nox.Session) -> None:
     for name, (import_name, _) in PACKAGES.items():
         session.run("mypy", f"packages/{name}/src/{import_name}")
     session.run("mypy", f"{TESTKIT}/src/strata_testkit", "tools/check_layers.py")
+    session.run("mypy", "bench/peerbench")
 
 
 @nox.session
@@ -201,3 +208,40 @@ def demo(session: nox.Session) -> None:
     """Install the packages and run the demo (what README's first command does)."""
     session.install(*(f"packages/{name}" for name in PACKAGES))
     session.run("python", "demo.py")
+
+
+def install_bench(session: nox.Session) -> None:
+    """Install the engine, the bench's own needs, and every peer that will install."""
+    session.install(*everything(), *BENCH_EXTRAS)
+    for peer in PEERS:
+        try:
+            session.install(peer)
+        except CommandFailed:
+            session.warn(f"peer {peer} did not install: the harness will report it skipped")
+    session.env["PYTHONPATH"] = str(ROOT / "bench")
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """strata against its peers at 100K and 1M records; tables, JSON and plots (`-- 100k`)."""
+    install_bench(session)
+    scales = session.posargs or ["100k", "1m"]
+    for scale in scales:
+        session.run("python", "-m", "peerbench", "run", "--scale", scale)
+    results = [f"bench/results/results-{scale}.json" for scale in scales]
+    session.run("python", "-m", "peerbench", "plot", *results, "--out", "docs/benchmarks")
+
+
+@nox.session(name="compare-10m")
+def compare_10m(session: nox.Session) -> None:
+    """The longer lane: every engine at 10M records (hours on a 2-core machine)."""
+    install_bench(session)
+    session.run("python", "-m", "peerbench", "run", "--scale", "10m", "--timeout", "14400")
+
+
+@nox.session(name="bench-check")
+def bench_check(session: nox.Session) -> None:
+    """The harness's tests, then the regression check of strata/sqlite3 ratios (short)."""
+    install_bench(session)
+    session.run("pytest", "bench/tests", *session.posargs)
+    session.run("python", "-m", "peerbench", "check")

@@ -45,6 +45,8 @@ class Engine(abc.ABC):
     durable: ClassVar[bool]
     #: The distribution to ``pip install`` for this engine (None: standard library or repo).
     requirement: ClassVar[str | None] = None
+    #: Memory only: nothing on disk, nothing survives close (no size, reopen or recovery).
+    in_memory: ClassVar[bool] = False
 
     @classmethod
     @abc.abstractmethod
@@ -83,5 +85,9 @@ class Engine(abc.ABC):
         """Commit one write that survives power loss once this returns; thread-safe."""
         raise Unsupported("no durable single-write commit")
 
-    def flush(self) -> None:
-        """Make everything written so far durable (used after loads); default: nothing."""
+    def flush(self) -> None:  # noqa: B027 - a no-op is the right default
+        """Make everything written so far durable (used after loads); default: nothing.
+
+        What it costs differs by design: sqlite3 and strata checkpoint, RocksDB and LevelDB
+        sync their log, engines whose every commit is durable have nothing left to do.
+        """

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import diskcache  # type: ignore[import-untyped]
+import diskcache
 
 from .base import Engine, Pair, Unsupported
 

@@ -21,7 +21,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import plyvel  # type: ignore[import-untyped]
+import plyvel
 
 from .base import Engine, Pair
 

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
@@ -69,7 +70,8 @@ class RocksDict(Engine):
             self._db.put(key, update(self._db.get(key)))
 
     def scan(self, start: bytes, count: int) -> list[Pair]:
-        return list(islice(self._db.items(from_key=start), count))  # type: ignore[arg-type]
+        items: Any = self._db.items(from_key=start)
+        return list(islice(items, count))
 
     def scan_all(self) -> int:
         count = 0

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import semidbm  # type: ignore[import-untyped]
+import semidbm
 
 from .base import Engine, Pair
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import strata
 
@@ -51,7 +51,7 @@ class _Strata(Engine):
         self._db.run_transaction(body)
 
     def scan(self, start: bytes, count: int) -> list[Pair]:
-        return list(self._kv.scan(start=start, limit=count))  # type: ignore[arg-type]
+        return cast(list[Pair], list(self._kv.scan(start=start, limit=count)))
 
     def scan_all(self) -> int:
         count = 0
@@ -74,6 +74,7 @@ class StrataCache(_Strata):
     mode = "cache"
     describe = "strata.open_memory(): memory only, nothing on disk"
     durable = False
+    in_memory = True
 
 
 class StrataStandard(_Strata):

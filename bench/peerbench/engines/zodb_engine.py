@@ -25,11 +25,11 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import transaction  # type: ignore[import-untyped]
-from BTrees.OOBTree import OOBTree  # type: ignore[import-untyped]
-from ZODB import DB  # type: ignore[import-untyped]
-from ZODB.FileStorage import FileStorage  # type: ignore[import-untyped]
-from ZODB.POSException import ConflictError  # type: ignore[import-untyped]
+import transaction
+from BTrees.OOBTree import OOBTree
+from ZODB import DB
+from ZODB.FileStorage import FileStorage
+from ZODB.POSException import ConflictError
 
 from .base import Engine, Pair
 
