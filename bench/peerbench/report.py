@@ -92,6 +92,14 @@ def _cell(document: dict[str, Any], engine: str, workload: Workload, notes: list
     return f"n/a[{notes.index(reason) + 1}]"
 
 
+def _lost(document: dict[str, Any], engine: str) -> str:
+    found = document["engines"][engine].get("figures", {}).get("recovery", {})
+    if "figure" not in found:
+        return "-"
+    detail = found["figure"]["detail"]
+    return f"{detail['acked_puts_lost']:,} of {detail['acked_puts']:,}"
+
+
 def markdown(document: dict[str, Any]) -> str:
     """The result document as markdown: machine, absolute table, ratio table, notes."""
     engines = [e for e, entry in document["engines"].items() if entry.get("status") == "ok"]
@@ -112,6 +120,8 @@ def markdown(document: dict[str, Any]) -> str:
     for workload in WORKLOADS:
         cells = [_cell(document, engine, workload, notes) for engine in engines]
         lines.append(f"| {workload.title} | {workload.unit} | " + " | ".join(cells) + " |")
+    lost = [_lost(document, engine) for engine in engines]
+    lines.append("| acknowledged puts the crash lost | puts | " + " | ".join(lost) + " |")
     lines.append("")
     table = ratios(document)
     if table:
