@@ -88,7 +88,7 @@ def interleaved(
     return {name: workloads.Figure(done / seconds[name], prepared.unit) for name in names}
 
 
-class Pair:
+class SideBySide:
     """strata-standard and sqlite3-normal, loaded with the same records, side by side."""
 
     def __init__(self, workdir: Path) -> None:
@@ -119,7 +119,7 @@ class Pair:
             engines[name].close()
             seconds[name] += time.perf_counter() - start
             figures[name] = workloads.Figure(SCALE.records / seconds[name], "records/s")
-            figures[f"space:{name}"] = workloads.space(self.classes[name], directories[name], SCALE)
+            figures[f"space:{name}"] = workloads.space(directories[name], SCALE)
             self.open[name] = self.classes[name].open(directories[name])
         return figures
 
@@ -155,7 +155,9 @@ def _advantage(key: str, ours: workloads.Figure, theirs: workloads.Figure) -> fl
     return value
 
 
-def measure(pair: Pair, keys: list[str], reps: int, offset: int = 0) -> dict[str, list[float]]:
+def measure(
+    pair: SideBySide, keys: list[str], reps: int, offset: int = 0
+) -> dict[str, list[float]]:
     """``reps`` interleaved repetitions of each workload in ``keys``: the advantages."""
     measured: dict[str, list[float]] = {key: [] for key in keys}
     prepare = workloads.preparers(SCALE)
@@ -229,7 +231,7 @@ def table(rows: list[dict[str, Any]], tolerance: float) -> str:
 def main(args: argparse.Namespace) -> int:
     keys = args.only.split(",") if args.only else list(CHECKED)
     with tempfile.TemporaryDirectory(prefix="peerbench-check-", dir=args.workdir) as scratch:
-        pair = Pair(Path(scratch))
+        pair = SideBySide(Path(scratch))
         try:
             measured = measure(pair, keys, args.reps)
             if args.update:

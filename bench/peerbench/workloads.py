@@ -131,7 +131,8 @@ def load(engine: Engine, scale: Scale) -> Figure:
     return _rate(scale.records, time.perf_counter() - start, "records/s")
 
 
-def space(engine_class: type[Engine], directory: Path, scale: Scale) -> Figure:
+def space(directory: Path, scale: Scale) -> Figure:
+    """Bytes on disk per logical byte of the records in ``directory``."""
     used = directory_bytes(directory)
     logical = scale.records * data.RECORD_BYTES
     return Figure(used / logical, "x", {"bytes": used, "logical_bytes": logical})
@@ -408,7 +409,7 @@ def main_sequence(
         record("load", load(engine, scale))
         if not engine_class.in_memory:
             engine.close()
-            record("space", space(engine_class, directory, scale))
+            record("space", space(directory, scale))
             engine = engine_class.open(directory)
         else:
             record("space", "memory only")

@@ -21,6 +21,7 @@ Durability vocabulary used in reports:
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -91,3 +92,18 @@ class Engine(abc.ABC):
         What it costs differs by design: sqlite3 and strata checkpoint, RocksDB and LevelDB
         sync their log, engines whose every commit is durable have nothing left to do.
         """
+
+
+class LockedReadModifyWrite(Engine):
+    """For engines without transactions: read-modify-write is a get and a put under a lock.
+
+    Atomic against other read-modify-writes through the same adapter, not against plain
+    puts or other processes; adapters that use it say so in their docstring.
+    """
+
+    def __init__(self) -> None:
+        self._rmw_lock = threading.Lock()
+
+    def read_modify_write(self, key: bytes, update: Callable[[bytes | None], bytes]) -> None:
+        with self._rmw_lock:
+            self.put(key, update(self.get(key)))

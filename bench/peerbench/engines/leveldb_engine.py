@@ -15,18 +15,17 @@ against plain puts.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import plyvel
 
-from .base import Engine, Pair
+from .base import Engine, LockedReadModifyWrite, Pair
 
 
-class Plyvel(Engine):
+class Plyvel(LockedReadModifyWrite):
     name = "plyvel"
     family = "leveldb"
     describe = "plyvel DB, create_if_missing=True, default options, log not fsynced (sync=False)"
@@ -35,7 +34,7 @@ class Plyvel(Engine):
 
     def __init__(self, db: Any) -> None:
         self._db = db
-        self._rmw_lock = threading.Lock()
+        super().__init__()
 
     @classmethod
     def open(cls, directory: Path) -> Engine:
@@ -56,10 +55,6 @@ class Plyvel(Engine):
 
     def put(self, key: bytes, value: bytes) -> None:
         self._db.put(key, value)
-
-    def read_modify_write(self, key: bytes, update: Callable[[bytes | None], bytes]) -> None:
-        with self._rmw_lock:
-            self._db.put(key, update(self._db.get(key)))
 
     def scan(self, start: bytes, count: int) -> list[Pair]:
         with self._db.iterator(start=start) as pairs:

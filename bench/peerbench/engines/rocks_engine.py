@@ -20,18 +20,17 @@ adapter, not against plain puts or other processes.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
-from .base import Engine, Pair
+from .base import Engine, LockedReadModifyWrite, Pair
 
 
-class RocksDict(Engine):
+class RocksDict(LockedReadModifyWrite):
     name = "rocksdict"
     family = "rocksdb"
     describe = "rocksdict Rdict, raw_mode=True, default options, WAL not fsynced (sync=False)"
@@ -42,7 +41,7 @@ class RocksDict(Engine):
         self._db = db
         self._sync = WriteOptions()
         self._sync.sync = True
-        self._rmw_lock = threading.Lock()
+        super().__init__()
 
     @classmethod
     def open(cls, directory: Path) -> Engine:
@@ -64,10 +63,6 @@ class RocksDict(Engine):
 
     def put(self, key: bytes, value: bytes) -> None:
         self._db.put(key, value)
-
-    def read_modify_write(self, key: bytes, update: Callable[[bytes | None], bytes]) -> None:
-        with self._rmw_lock:
-            self._db.put(key, update(self._db.get(key)))
 
     def scan(self, start: bytes, count: int) -> list[Pair]:
         items: Any = self._db.items(from_key=start)
