@@ -61,9 +61,11 @@ def appender_workload(
     per_thread: int,
     segment_size: int,
     truncate_every: int = 0,
+    roll_every: int = 0,
     size: int = 90,
 ) -> Workload:
-    """``threads`` threads append (sync="always"); optionally one truncates as it goes."""
+    """``threads`` threads append (sync="always"); optionally one truncates as it goes,
+    or seals the active segment and truncates through its own last synced record."""
 
     def workload(fs: CrashFS) -> None:
         with WriteAheadLog.open(fs, segment_size=segment_size) as log:
@@ -83,6 +85,9 @@ def appender_workload(
                     history.synced(fs, lsn)
                     if truncate_every and t == 0 and i % truncate_every == 0:
                         log.truncate_before(max(1, lsn - 10))
+                    if roll_every and t == 0 and i % roll_every == roll_every - 1:
+                        log.roll()  # then drop everything this thread has seen synced
+                        log.truncate_before(lsn + 1)
 
             pool = [threading.Thread(target=appender, args=(t,)) for t in range(threads)]
             for thread in pool:
@@ -141,6 +146,17 @@ def test_truncate_before_never_loses_a_kept_record_or_leaves_a_hole() -> None:
         workload, lambda st, at: check_suffix(history, st, at), kind="all", max_states=6
     )
     assert checked > 100 and history.segments_created >= 3
+
+
+def test_roll_and_truncate_to_the_end_never_loses_a_kept_record() -> None:
+    history = History()
+    workload = appender_workload(
+        history, threads=2, per_thread=24, segment_size=1 << 20, roll_every=6
+    )
+    checked = explore_crashes(
+        workload, lambda st, at: check_suffix(history, st, at), kind="all", max_states=6
+    )
+    assert checked > 100 and history.segments_created >= 4
 
 
 def test_never_and_interval_policies_lose_only_unsynced_records() -> None:

@@ -170,6 +170,32 @@ def test_truncate_before_keeps_every_record_at_or_above_lsn(logdir: Path) -> Non
         assert log.last_lsn == 400 and log.append(b"next") == 401
 
 
+def test_roll_then_truncate_empties_the_log_and_keeps_lsns(logdir: Path) -> None:
+    with WriteAheadLog.open(logdir, sync="never") as log:
+        assert log.roll() is False  # nothing to seal in a new log
+        for lsn in range(1, 51):
+            log.append(payload(lsn, 100))
+        assert log.roll() is True
+        assert log.durable_lsn == 50  # sealing fsyncs what was appended
+        assert log.roll() is False  # the new active segment is still empty
+        assert log.truncate_before(51) == 1
+        assert records(log) == [] and log.first_lsn == 51 and log.last_lsn == 50
+        assert len(segment_files(logdir)) == 1
+        assert log.append(b"next") == 51
+    with WriteAheadLog.open(logdir) as log:
+        assert log.recovery.clean and records(log) == [(51, b"next")]
+        assert log.roll() is True and log.truncate_before(52) == 1
+    with WriteAheadLog.open(logdir) as log:  # an empty log still knows its next LSN
+        assert records(log) == [] and log.append(b"after") == 52
+    with WriteAheadLog.open(logdir, read_only=True) as reader:
+        with pytest.raises(ReadOnlyLogError):
+            reader.roll()
+    closed = WriteAheadLog.open(logdir)
+    closed.close()
+    with pytest.raises(LogClosedError):
+        closed.roll()
+
+
 def test_second_writer_is_refused_and_readers_work_beside_the_writer(logdir: Path) -> None:
     with WriteAheadLog.open(logdir) as log:
         log.append(b"one")

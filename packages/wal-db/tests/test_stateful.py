@@ -49,6 +49,16 @@ class LogMachine(RuleBasedStateMachine):
         self.floor = max(self.floor, cut)
 
     @precondition(lambda self: not self.poisoned)
+    @rule(truncate=st.booleans())
+    def roll(self, truncate: bool) -> None:
+        self.log.roll()
+        assert self.log.roll() is False  # the new active segment holds no record yet
+        if truncate:  # a sealed log can drop every record
+            self.log.truncate_before(len(self.model) + 1)
+            self.floor = len(self.model) + 1
+            assert list(self.log.replay()) == []
+
+    @precondition(lambda self: not self.poisoned)
     @rule(data=payloads)
     def fsync_fails(self, data: bytes) -> None:
         self.fs.fail_on("fsync", errno=errno.EIO)

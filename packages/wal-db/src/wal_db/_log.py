@@ -454,6 +454,28 @@ class WriteAheadLog:
             self._stats.segments_deleted += len(victims)
             return len(victims)
 
+    def roll(self) -> bool:
+        """Seal the active segment and start the next one, if the active segment has records.
+
+        ``truncate_before`` never deletes the active segment, so records below its LSN can
+        stay on disk until the segment fills. Call ``roll()`` first when every record below
+        an LSN should go (say, after a final checkpoint). Crash-safe: the sealed segment is
+        fsynced before the new one is created and named (with a directory fsync).
+
+        Returns:
+            True if a new segment was started; False if the active segment held no record.
+
+        Raises:
+            LogPoisonedError: a failed write or fsync (then or earlier).
+            LogClosedError, ReadOnlyLogError: the log cannot be changed.
+        """
+        with self._lock:
+            self._check_writable()
+            if self._end <= SEGMENT_HEADER_SIZE:
+                return False
+            self._roll()
+            return True
+
     # -- introspection and lifetime ----------------------------------------------------
 
     @property
