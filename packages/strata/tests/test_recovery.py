@@ -107,6 +107,23 @@ def test_a_killed_database_replays_the_wal_after_its_checkpoint(
         assert contents(db) == states[100]
 
 
+def test_a_clean_close_leaves_no_wal_record_the_checkpoint_covers(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    with strata.open(path) as db:
+        fill(db, 0, 200)
+        state, version = contents(db), db.version
+        assert db.stats()["wal"]["bytes_since_checkpoint"] > 10_000
+    segments = wal_segments(path)
+    assert len(segments) == 1 and segments[0].stat().st_size == 64  # a header, no record
+    with strata.open(path) as db:
+        assert db.version == version and contents(db) == state
+        assert db.stats()["recovery"]["replayed_records"] == 0
+        db.kv.put("after", 1)
+        after = db.version
+    with strata.open(path) as db:
+        assert db.version == after and db.kv.get("after") == 1 and db.verify()["ok"]
+
+
 def test_a_torn_wal_tail_recovers_a_prefix_and_reports_the_cut(
     crashed: tuple[Path, dict[int, dict[str, Any]], int], tmp_path: Path
 ) -> None:

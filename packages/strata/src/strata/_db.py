@@ -480,6 +480,10 @@ class Engine:
                     self.checkpoint()
                     with self._commit_lock:  # commits after this raise DatabaseClosedError
                         self._closed = True
+                    try:
+                        self._disk.drop_checkpointed_log()
+                    except (WalError, OSError) as exc:
+                        raise self._poison(exc) from exc
         finally:
             with self._commit_lock:
                 self._closed = True

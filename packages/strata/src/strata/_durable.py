@@ -380,6 +380,14 @@ class Disk:
         self.meta = meta
         self.wal.truncate_before(lsn + 1)
 
+    def drop_checkpointed_log(self) -> None:
+        """If the last checkpoint covers every WAL record, seal the active segment and
+        delete it, so a cleanly closed database keeps no log it does not need. Crash-safe:
+        wal-db seals before it deletes, and the segment header keeps the next LSN."""
+        lsn = self.meta.lsn
+        if self.wal.last_lsn == lsn and self.wal.roll():
+            self.wal.truncate_before(lsn + 1)
+
     def close(self) -> None:
         """Close the WAL and the page store and release the lock (changes not checkpointed
         stay in the WAL)."""
