@@ -169,3 +169,39 @@ def test_scans_across_clean_and_dirty_blocks_of_the_view(reverse: bool) -> None:
             limit = rnd.choice([None, 1, 63, 64, 65, 100, 500])
             got = list(db.kv.scan(start=lo, end=hi, reverse=reverse, limit=limit))
             assert got == model_scan(model, str, lo, hi, reverse, limit)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_keys_created_since_the_view_join_only_the_chunks_they_fall_in(
+    monkeypatch: pytest.MonkeyPatch, reverse: bool
+) -> None:
+    """Keys created after the view was built are merged into the 128-row chunks whose key
+    interval holds them; the other chunks keep the view's fast path. Every range, with or
+    without an end, a limit or rows on either side, must equal the model."""
+    monkeypatch.setattr(_order, "REBUILD_MIN", 10**9)  # keep the first view for the test
+    rnd = random.Random(11)
+    with strata.open_memory() as db:
+        model: dict[object, object] = {f"k{i:05}": b"v%d" % i for i in range(0, 4000, 2)}
+        db.kv.put_many(model)
+        versions = db._engine._versions
+        assert len(list(db.kv.scan())) == 2000  # builds the view
+        view = versions.order.view
+        created = [i for i in range(1, 4000, 2) if i < 9 or 900 < i < 1000 or i % 173 == 0]
+        created += list(range(4000, 4050))  # past the last view key, like appended rows
+        for i in created:
+            db.kv.put(f"k{i:05}", b"n%d" % i)
+            model[f"k{i:05}"] = b"n%d" % i
+        for i in created[::5] + list(range(0, 4000, 250)):  # fresh and view keys deleted
+            if db.kv.delete(f"k{i:05}"):
+                model.pop(f"k{i:05}")
+        order = versions.order
+        assert order.view is view and len(order.incoming) + len(order.fresh) == len(created)
+        for _ in range(300):
+            a, b = sorted(rnd.sample(range(4060), 2))
+            lo = f"k{a:05}"
+            hi = f"k{b:05}" if rnd.random() < 0.6 else None
+            limit = rnd.choice([None, 1, 7, 100, 128, 129, 1000])
+            got = list(db.kv.scan(start=lo, end=hi, reverse=reverse, limit=limit))
+            assert got == model_scan(model, str, lo, hi, reverse, limit), (lo, hi, limit)
+        assert list(db.kv.scan(reverse=reverse)) == model_scan(model, str, reverse=reverse)
+        assert db.kv.count() == len(model)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._codec import decode_value, user_key
-from ._order import BLOCK_SHIFT, RAW, KeyOrder, inline_value
+from ._order import BLOCK_SHIFT, RAW, KeyOrder, inline_value, merge_unique
 from .errors import HistoryUnavailableError
 
 Entry = tuple[int, int, "bytes | None"]
@@ -160,14 +160,10 @@ class VersionStore:
         order = self.order
         if order.needs_rebuild():
             order.rebuild(self.chains, published)
-        view = order.view
-        fresh = False
-        if order.incoming or order.fresh:  # (a key created before our snapshot is in one)
-            with order.lock:
-                order._absorb()
-                fresh = next(iter(order.fresh.irange(lo, hi, (True, False))), None) is not None
+        view, fresh = order.current()
         decode = decode_value
-        if fresh or view.version < 0 or published < view.version:
+        read = self.read
+        if view.version < 0 or published < view.version:
             batch: list[tuple[Any, Any]] = []
             for key, entry in self.scan(lo, hi, published, reverse=reverse):
                 batch.append((user_key(key, key[0] + 1), decode(entry[2])))  # type: ignore[arg-type]
@@ -181,15 +177,40 @@ class VersionStore:
         touched = view.touched
         start = bisect_left(keys, lo)
         stop = len(keys) if hi is None else bisect_left(keys, hi)
-        read = self.read
+        # keys created since the view was built (in ``fresh``) are merged in per chunk: a
+        # chunk of view rows covers the key interval [lower, upper) up to the next chunk,
+        # and only a chunk whose interval holds the next fresh key reads key by key
+        pending = order.fresh_edge(fresh, lo, hi, reverse) if fresh else None
         edge = stop if reverse else start
         step = max(1, min(first, _STEP))
-        while (edge > start) if reverse else (edge < stop):
+        while True:
             if reverse:
                 a, b, edge = max(start, edge - step), edge, max(start, edge - step)
             else:
                 a, b, edge = edge, min(stop, edge + step), min(stop, edge + step)
             step = _STEP
+            if pending is not None:
+                lower = lo if a == start else keys[a]
+                upper = hi if b == stop else keys[b]
+                if (lower <= pending) if reverse else (upper is None or pending < upper):
+                    extra = order.fresh_between(fresh, lower, upper)
+                    rows = []
+                    for key in merge_unique(keys[a:b], extra):
+                        current = read(key, published)
+                        if current is not None and current[2] is not None:
+                            rows.append((user_key(key, key[0] + 1), decode(current[2])))
+                    if reverse:
+                        rows.reverse()
+                        pending = order.fresh_edge(fresh, lo, lower, True)
+                    else:
+                        pending = (
+                            None if upper is None else order.fresh_edge(fresh, upper, hi, False)
+                        )
+                    if rows:
+                        yield rows
+                    if (edge <= start) if reverse else (edge >= stop):
+                        return
+                    continue
             if touched:
                 rows = []
                 for key, user, raw, value in zip(
@@ -201,6 +222,8 @@ class VersionStore:
                             rows.append((user, decode(current[2])))
                     elif raw is not None:
                         rows.append((user, decode(raw) if value is RAW else value))
+            elif a == b:
+                rows = []
             elif view.clean.find(0, a >> BLOCK_SHIFT, ((b - 1) >> BLOCK_SHIFT) + 1) < 0:
                 rows = list(zip(users[a:b], decoded[a:b], strict=True))  # all live, decoded
             else:  # no chain touched, but tombstones or lists and dicts to decode
@@ -213,6 +236,8 @@ class VersionStore:
                 rows.reverse()
             if rows:
                 yield rows
+            if (edge <= start) if reverse else (edge >= stop):
+                return
 
     def scan(
         self,

@@ -169,6 +169,25 @@ class KeyOrder:
             i = bisect_left(keys, key)
             return (i < len(keys) and keys[i] == key) or key in self.fresh
 
+    def current(self) -> tuple[View, SortedList]:
+        """The view and the fresh list that goes with it, taken together: every key
+        committed so far is in one of them (a rebuild replaces both)."""
+        with self.lock:
+            self._absorb()
+            return self.view, self.fresh
+
+    def fresh_edge(
+        self, fresh: SortedList, lo: bytes, hi: bytes | None, reverse: bool
+    ) -> bytes | None:
+        """The first (``reverse``: last) key of ``fresh`` in ``[lo, hi)``, or None."""
+        with self.lock:
+            return next(iter(fresh.irange(lo, hi, (True, False), reverse)), None)
+
+    def fresh_between(self, fresh: SortedList, lo: bytes, hi: bytes | None) -> list[bytes]:
+        """The keys of ``fresh`` in ``[lo, hi)``, in order."""
+        with self.lock:
+            return list(fresh.irange(lo, hi, (True, False)))
+
     def needs_rebuild(self) -> bool:
         """Whether the view is missing or stale enough that a rebuild pays."""
         view = self.view
@@ -270,6 +289,11 @@ class KeyOrder:
             else:
                 lo = chunk[-1]
                 lo_inclusive = False
+
+
+def merge_unique(base: list[bytes], extra: list[bytes]) -> list[bytes]:
+    """Two sorted key lists merged, without repeats."""
+    return _unique(merge(base, extra))
 
 
 def _unique(keys: Any) -> list[bytes]:
