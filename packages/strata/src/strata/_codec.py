@@ -155,6 +155,27 @@ def user_key(ekey: bytes, prefix_len: int) -> str | bytes:
     raise _corrupt_key(ekey, f"unknown type tag 0x{tag:02x}")
 
 
+def user_keys(ekeys: list[bytes]) -> list[str | bytes]:
+    """:func:`user_key` of many encoded keys, each with its own keyspace prefix, in one
+    pass (a scan view's rebuild runs this over every key).
+
+    Raises:
+        CorruptionError: as :func:`user_key`.
+    """
+    try:
+        return [
+            ek[n + 1 :]
+            if (tag := ek[(n := ek[0] + 1)]) == TAG_BYTES
+            else ek[n + 1 :].decode("utf-8")
+            if tag == TAG_STR
+            else user_key(ek, n)  # an unknown tag: raises
+            for ek in ekeys
+        ]
+    except (IndexError, UnicodeDecodeError):
+        pass
+    return [user_key(ek, ek[0] + 1) for ek in ekeys]  # raises on the bad key
+
+
 def decode_key(ekey: bytes) -> tuple[str, str | bytes]:
     """Inverse of :func:`encode_key` for any keyspace.
 

@@ -20,8 +20,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._codec import decode_value, user_key
-from ._order import BLOCK_SHIFT, RAW, KeyOrder, inline_value, merge_unique
+from ._codec import decode_value, user_key, user_keys
+from ._order import BLOCK_SHIFT, RAW, KeyOrder, merge_unique
 from .errors import HistoryUnavailableError
 
 Entry = tuple[int, int, "bytes | None"]
@@ -34,8 +34,8 @@ class VersionStore:
     def __init__(self, *, track_changes: bool) -> None:
         self.chains: dict[bytes, list[Entry]] = {}
         self.order = KeyOrder(
-            lambda key: user_key(key, key[0] + 1),
-            lambda raw: inline_value(raw, decode_value),
+            user_keys,
+            decode_value,
         )
         # keys whose older history GC removed: an as_of read that finds no version raises
         self.pruned: set[bytes] = set()

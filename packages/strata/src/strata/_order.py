@@ -26,7 +26,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from heapq import merge
 from itertools import islice
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 from sortedcontainers import SortedList
 
@@ -41,13 +42,19 @@ RAW = object()  # in View.decoded: the value is not kept decoded; decode View.va
 INLINE_MAX = 258  # encoded values up to this long are kept decoded in the view (if immutable)
 
 
-def inline_value(raw: bytes, decode: Callable[[bytes], Any]) -> Any:
-    """What the view keeps for an encoded value: the decoded value when it is small and
+def inline_values(values: list[bytes | None], decode: Callable[[bytes], Any]) -> list[Any]:
+    """What the view keeps for each encoded value: the decoded value when it is small and
     immutable (bytes, str, int, float, bool, None: safe to hand to every reader, and laid
-    out in key order in memory), else ``RAW``."""
-    if len(raw) > INLINE_MAX or raw[0] in _CONTAINER_TAGS:
-        return RAW
-    return decode(raw)
+    out in key order in memory), else ``RAW`` (tombstones, lists, dicts, large values)."""
+    tags = _CONTAINER_TAGS
+    return [
+        RAW
+        if raw is None or len(raw) > INLINE_MAX or raw[0] in tags
+        else raw[2:]  # bytes of up to 255 (msgpack bin 8), decode_value's own shortcut
+        if raw[0] == 0xC4 and len(raw) > 1 and len(raw) == raw[1] + 2
+        else decode(raw)
+        for raw in values
+    ]
 
 
 # msgpack first bytes of arrays and maps: fixmap 0x80-0x8f, fixarray 0x90-0x9f,
@@ -58,19 +65,23 @@ _CONTAINER_TAGS = frozenset([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
 BLOCK_SHIFT = 6  # View.clean flags blocks of 64 rows
 
 
-def _clean_blocks(values: list[bytes | None], decoded: list[Any]) -> bytearray:
-    """``View.clean`` for these rows."""
-    clean = bytearray(b"\x01") * ((len(values) >> BLOCK_SHIFT) + 1)
-    for i, (raw, value) in enumerate(zip(values, decoded, strict=True)):
-        if raw is None or value is RAW:
-            clean[i >> BLOCK_SHIFT] = 0
-    return clean
+def _clean_blocks(decoded: list[Any]) -> bytearray:
+    """``View.clean`` for these rows (a tombstone's ``decoded`` entry is ``RAW`` too)."""
+    clean = bytearray(b"\x01") * ((len(decoded) >> BLOCK_SHIFT) + 1)
+    at = 0
+    try:
+        while True:
+            block = decoded.index(RAW, at) >> BLOCK_SHIFT  # a C-speed search
+            clean[block] = 0
+            at = (block + 1) << BLOCK_SHIFT  # the rest of this block need not be looked at
+    except ValueError:
+        return clean
 
 
 class View:
     """Sorted keys with their user keys and newest values as of ``version``: ``values``
     the encoded ones (``None`` for a tombstone), ``decoded`` the decoded ones where
-    :func:`inline_value` keeps them, else ``RAW``."""
+    :func:`inline_values` keeps them, else ``RAW``."""
 
     __slots__ = ("clean", "decoded", "keys", "touched", "users", "values", "version")
 
@@ -98,10 +109,12 @@ class View:
 class KeyOrder:
     """Every key of the version store, in order (see the module docstring)."""
 
-    def __init__(self, user_key: Callable[[bytes], Any], inline: Callable[[bytes], Any]) -> None:
+    def __init__(
+        self, user_keys: Callable[[list[bytes]], list[Any]], decode: Callable[[bytes], Any]
+    ) -> None:
         self.lock = threading.Lock()
-        self._user_key = user_key
-        self._inline = inline
+        self._user_keys = user_keys
+        self._decode = decode
         self.view = View([], [], [], [], -1, set())
         self.fresh: SortedList = SortedList()
         self._next_fresh: SortedList | None = None  # keys created during a rebuild
@@ -204,14 +217,14 @@ class KeyOrder:
                 return  # another reader is rebuilding
             self._absorb()
             old = self.view
-            keys = _unique(merge(old.keys, self.fresh)) if self.fresh else list(old.keys)
+            keys = merge_unique(old.keys, list(self.fresh)) if self.fresh else list(old.keys)
             self._next_fresh = SortedList()
             touched: set[bytes] = set()
             self.touching.append(touched)
         try:
             with gc_paused():
                 live, users, values, decoded = self._build(keys, chains, version, touched)
-                clean = _clean_blocks(values, decoded)
+                clean = _clean_blocks(decoded)
         except BaseException:
             with self.lock:
                 self.touching.remove(touched)
@@ -229,28 +242,25 @@ class KeyOrder:
         self, keys: list[bytes], chains: dict[bytes, list[Entry]], version: int, touched: set[bytes]
     ) -> tuple[list[bytes], list[Any], list[bytes | None], list[Any]]:
         """The view's lists as of ``version`` (keys already past it go into ``touched``)."""
-        users: list[Any] = []
-        values: list[bytes | None] = []
-        decoded: list[Any] = []
-        inline = self._inline
-        live: list[bytes] = []
-        user_key = self._user_key
-        for key in keys:
-            chain = chains.get(key)
-            if chain is None:
-                touched.add(key)  # swept, or about to be: never take the view's word
-                continue
-            entry = chain[-1]
-            if entry[0] > version:
-                touched.add(key)
-                older = [e for e in chain if e[0] <= version]
-                entry = older[-1] if older else None  # type: ignore[assignment]
-            live.append(key)
-            users.append(user_key(key))
-            raw = None if entry is None else entry[2]
-            values.append(raw)
-            decoded.append(RAW if raw is None else inline(raw))
-        return live, users, values, decoded
+        got = list(map(chains.get, keys))
+        if None in got:  # swept, or about to be: never take the view's word for them
+            touched.update(key for key, chain in zip(keys, got, strict=True) if chain is None)
+            pairs = [(k, c) for k, c in zip(keys, got, strict=True) if c is not None]
+            keys, got = [k for k, _ in pairs], [c for _, c in pairs]
+        found = cast(list[list[Entry]], got)
+        newest: list[Entry | None] = [chain[-1] for chain in found]
+        values: list[bytes | None]
+        if newest and max(map(itemgetter(0), newest)) > version:  # type: ignore[arg-type]
+            for i, entry in enumerate(newest):
+                if entry is not None and entry[0] > version:  # committed past the view
+                    touched.add(keys[i])
+                    older = [e for e in found[i] if e[0] <= version]
+                    newest[i] = older[-1] if older else None
+            values = [None if entry is None else entry[2] for entry in newest]
+        else:
+            values = [entry[2] for entry in newest]  # type: ignore[index]
+        decoded = inline_values(values, self._decode)
+        return keys, self._user_keys(keys), values, decoded
 
     def iter_keys(self, lo: bytes, hi: bytes | None, reverse: bool = False) -> Iterator[bytes]:
         """Every key in ``[lo, hi)`` in order (base and fresh merged), in short batches;
@@ -292,8 +302,9 @@ class KeyOrder:
 
 
 def merge_unique(base: list[bytes], extra: list[bytes]) -> list[bytes]:
-    """Two sorted key lists merged, without repeats."""
-    return _unique(merge(base, extra))
+    """Two sorted key lists merged, without repeats (a key GC swept from the view's list
+    and created again is in both). Sorting two runs is one linear merge, in C."""
+    return list(dict.fromkeys(sorted(base + extra)))
 
 
 def _unique(keys: Any) -> list[bytes]:
