@@ -29,6 +29,7 @@ from strata._codec import (
     next_prefix,
     scan_bounds,
     user_key,
+    user_keys,
 )
 from strata.errors import (
     CorruptionError,
@@ -454,6 +455,18 @@ def test_user_key_rejects_bad_tag() -> None:
     for ekey in (b"\x05users", b"\x05users\x00a", b"\x05users\x02\xc3"):
         with pytest.raises(CorruptionError):
             user_key(ekey, 6)
+
+
+def test_user_keys_decodes_many_keyspaces_at_once_and_rejects_as_user_key() -> None:
+    ekeys = [
+        encode_key(keyspace_prefix(space), key)
+        for space in ("default", "users", "x" * 64)
+        for key in (b"", b"\x00\xff", "", "é\U0010ffff", "k" * 512)
+    ]
+    assert user_keys(ekeys) == [user_key(ek, ek[0] + 1) for ek in ekeys]
+    for bad in (b"\x05users", b"\x05users\x00a", b"\x05users\x02\xc3"):
+        with pytest.raises(CorruptionError):
+            user_keys([*ekeys, bad])
 
 
 small_bytes = st.lists(st.sampled_from([b"\x00", b"a", b"b", b"\xff"]), max_size=4).map(b"".join)
