@@ -160,7 +160,10 @@ class VersionStore:
         order = self.order
         if order.needs_rebuild():
             order.rebuild(self.chains, published)
-        view, fresh = order.current()
+        if order.incoming or order.fresh:
+            view, fresh = order.current()
+        else:  # nothing created since the view: any view read now holds every key we see
+            view, fresh = order.view, None
         decode = decode_value
         read = self.read
         if view.version < 0 or published < view.version:
