@@ -4,6 +4,7 @@
   ``results-<scale>.json`` and ``.md`` to ``--out`` and prints the tables.
 - ``check``: the regression check (:mod:`peerbench.check`).
 - ``plot RESULTS.json...``: PNG charts (:mod:`peerbench.plots`).
+- ``scaling RESULTS.json...``: a markdown table of how each figure changes with data size.
 - ``child``: one phase of one engine (used by ``run``; not for people).
 """
 
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("results", type=Path, nargs="+")
     plot.add_argument("--out", type=Path, required=True)
 
+    sizes = commands.add_parser("scaling", help="a markdown table across data sizes")
+    sizes.add_argument("results", type=Path, nargs="+")
+
     child = commands.add_parser("child", help=argparse.SUPPRESS)
     child.add_argument("phase", choices=runner.PHASES)
     child.add_argument("--engine", required=True)
@@ -59,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
 
         for path in plots.render([json.loads(p.read_text()) for p in args.results], args.out):
             print(f"wrote {path}")
+        return 0
+    if args.command == "scaling":
+        from . import report
+
+        print(report.scaling([json.loads(p.read_text()) for p in args.results]), end="")
         return 0
     return _run(args)
 

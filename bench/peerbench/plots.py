@@ -3,8 +3,8 @@
 - ``throughput-<scale>.png``: one panel per throughput workload, a horizontal bar per
   engine, each labelled with its figure (linear scale, so bar lengths compare);
 - ``commits-<scale>.png``: durable commit rate against thread count, one line per engine;
-- ``scaling.png`` (given several sizes): each strata-standard throughput workload's rate
-  against data size, with sqlite3-normal's for reference.
+- ``scaling.png`` (given several sizes): one panel per workload, the figure of strata's
+  default mode and three peers against data size (log-log).
 """
 
 from __future__ import annotations
@@ -93,27 +93,42 @@ def commits(document: dict[str, Any], out: Path) -> Path | None:
     return path
 
 
+SCALING_ENGINES = ("strata-standard", "sqlite3-normal", "lmdb", "rocksdict")
+SIZED = [w for w in WORKLOADS if not w.key.startswith("commit_")]  # commits do not grow
+
+
 def scaling(documents: list[dict[str, Any]], out: Path) -> Path | None:
+    """One panel per workload: each of ``SCALING_ENGINES``' figure against data size."""
     documents = sorted(documents, key=lambda d: d["records"])
     if len(documents) < 2:
         return None
     plt = _pyplot()
-    fig, axis = plt.subplots(figsize=(8, 5))
-    sizes = [d["records"] for d in documents]
-    for workload in THROUGHPUT:
-        for engine, style in (("strata-standard", "-"), ("sqlite3-normal", ":")):
-            values = [figure(d, engine, workload.key) for d in documents]
-            if all(values):
-                label = f"{workload.key} ({engine.split('-')[0]})"
-                axis.plot(sizes, values, style, marker="o", label=label)
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("records")
-    axis.set_ylabel("rate (per workload's unit)")
-    axis.set_title("How throughput changes with data size")
-    axis.legend(fontsize=7, ncol=2)
-    axis.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
+    columns = 3
+    rows = (len(SIZED) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(13, 3.1 * rows))
+    for axis, workload in zip(axes.flat, SIZED, strict=False):
+        for engine in SCALING_ENGINES:
+            points = [
+                (d["records"], value)
+                for d in documents
+                if (value := figure(d, engine, workload.key))
+            ]
+            if len(points) >= 2:
+                style = {"linewidth": 2.5, "color": STRATA_COLOUR} if "strata" in engine else {}
+                axis.plot(*zip(*points, strict=True), marker="o", label=engine, **style)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        better = "higher" if workload.higher_is_better else "lower"
+        axis.set_title(f"{workload.title}\n({workload.unit}, {better} is better)", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.grid(True, which="both", alpha=0.3)
+    for axis in list(axes.flat)[len(SIZED) :]:
+        axis.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    sizes = ", ".join(f"{d['records']:,}" for d in documents)
+    fig.suptitle(f"How each workload changes with data size (records: {sizes})", y=0.995)
+    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=9, bbox_to_anchor=(0.5, 0.975))
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     path = out / "scaling.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)

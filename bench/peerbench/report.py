@@ -149,3 +149,33 @@ def markdown(document: dict[str, Any]) -> str:
     for error in errors:
         lines.append(f"Error {error}  ")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _size(records: int) -> str:
+    for unit, size in (("M", 1_000_000), ("K", 1_000)):
+        if records >= size and records % size == 0:
+            return f"{records // size}{unit}"
+    return f"{records:,}"
+
+
+def scaling(
+    documents: list[dict[str, Any]], peers: tuple[str, ...] = ("sqlite3-normal", "lmdb")
+) -> str:
+    """How each workload changes with data size: strata's figure at every size, then its
+    advantage over each of ``peers`` at every size (markdown; documents in any order)."""
+    documents = sorted(documents, key=lambda d: d["records"])
+    sizes = [_size(d["records"]) for d in documents]
+    header = ["workload", "unit", *(f"strata {s}" for s in sizes)]
+    header += [f"vs {peer} {s}" for peer in peers for s in sizes]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for workload in WORKLOADS:
+        cells = []
+        for document in documents:
+            value = figure(document, workload.strata_engine(), workload.key)
+            cells.append("-" if value is None else workload.format(value))
+        for peer in peers:
+            for document in documents:
+                ratio = advantage(document, workload, peer)
+                cells.append("-" if ratio is None else f"{ratio:.2f}")
+        lines.append(f"| {workload.title} | {workload.unit} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
