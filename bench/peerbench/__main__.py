@@ -5,6 +5,8 @@
 - ``check``: the regression check (:mod:`peerbench.check`).
 - ``plot RESULTS.json...``: PNG charts (:mod:`peerbench.plots`).
 - ``scaling RESULTS.json...``: a markdown table of how each figure changes with data size.
+- ``report RESULTS.json...``: rewrite each document's ``.md`` beside it (after a change to
+  the table layout; the figures come from the JSON).
 - ``child``: one phase of one engine (used by ``run``; not for people).
 """
 
@@ -46,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = commands.add_parser("scaling", help="a markdown table across data sizes")
     sizes.add_argument("results", type=Path, nargs="+")
 
+    rewrite = commands.add_parser("report", help="rewrite the markdown of result documents")
+    rewrite.add_argument("results", type=Path, nargs="+")
+
     child = commands.add_parser("child", help=argparse.SUPPRESS)
     child.add_argument("phase", choices=runner.PHASES)
     child.add_argument("--engine", required=True)
@@ -63,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
 
         for path in plots.render([json.loads(p.read_text()) for p in args.results], args.out):
             print(f"wrote {path}")
+        return 0
+    if args.command == "report":
+        from . import report
+
+        for path in args.results:
+            path.with_suffix(".md").write_text(report.markdown(json.loads(path.read_text())))
+            print(f"wrote {path.with_suffix('.md')}")
         return 0
     if args.command == "scaling":
         from . import report

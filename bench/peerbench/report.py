@@ -27,6 +27,8 @@ class Workload:
         if self.unit == "x":
             return f"{value:.2f}x"
         if self.unit == "s":
+            if value < 0.01:
+                return f"{value * 1000:.2g} ms"
             return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
         return f"{value:,.0f}"
 
@@ -78,6 +80,11 @@ def ratios(document: dict[str, Any]) -> dict[str, dict[str, float]]:
         row = {w.key: advantage(document, w, peer) for w in WORKLOADS}
         table[peer] = {key: round(value, 4) for key, value in row.items() if value is not None}
     return table
+
+
+def ratio_text(ratio: float) -> str:
+    """A ratio with two decimals, or two significant digits below 0.1 (0.0033, not 0.00)."""
+    return f"{ratio:.2f}" if ratio >= 0.1 else f"{ratio:.2g}"
 
 
 def _cell(document: dict[str, Any], engine: str, workload: Workload, notes: list[str]) -> str:
@@ -135,7 +142,8 @@ def markdown(document: dict[str, Any]) -> str:
         ]
         for workload in WORKLOADS:
             cells = [
-                f"{table[p][workload.key]:.2f}" if workload.key in table[p] else "-" for p in peers
+                ratio_text(table[p][workload.key]) if workload.key in table[p] else "-"
+                for p in peers
             ]
             lines.append(f"| {workload.title} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -176,6 +184,6 @@ def scaling(
         for peer in peers:
             for document in documents:
                 ratio = advantage(document, workload, peer)
-                cells.append("-" if ratio is None else f"{ratio:.2f}")
+                cells.append("-" if ratio is None else ratio_text(ratio))
         lines.append(f"| {workload.title} | {workload.unit} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

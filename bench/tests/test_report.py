@@ -46,3 +46,15 @@ def test_scaling_orders_sizes_and_points_every_ratio_the_right_way() -> None:
         "| 1.50x | 2.00x | 0.80 | 0.50 | - | - |"
     )
     assert rows["full ordered scan"].endswith("| - | - | - | - | - | - |")
+
+
+def test_small_ratios_and_times_keep_their_digits() -> None:
+    assert report.ratio_text(1.234) == "1.23"
+    assert report.ratio_text(0.0033) == "0.0033"
+    recovery = report.BY_KEY["recovery"]
+    assert [recovery.format(v) for v in (0.00012, 0.0024, 0.358, 42.0)] == [
+        "0.12 ms",
+        "2.4 ms",
+        "0.358 s",
+        "42.0 s",
+    ]
