@@ -83,8 +83,11 @@ def ratios(document: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def ratio_text(ratio: float) -> str:
-    """A ratio with two decimals, or two significant digits below 0.1 (0.0033, not 0.00)."""
-    return f"{ratio:.2f}" if ratio >= 0.1 else f"{ratio:.2g}"
+    """A ratio with two decimals, two significant digits below 0.1 (0.0033, not 0.00),
+    and ``<0.001`` below that."""
+    if ratio >= 0.1:
+        return f"{ratio:.2f}"
+    return f"{ratio:.2g}" if ratio >= 0.001 else "<0.001"
 
 
 def _cell(document: dict[str, Any], engine: str, workload: Workload, notes: list[str]) -> str:

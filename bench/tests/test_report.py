@@ -51,6 +51,7 @@ def test_scaling_orders_sizes_and_points_every_ratio_the_right_way() -> None:
 def test_small_ratios_and_times_keep_their_digits() -> None:
     assert report.ratio_text(1.234) == "1.23"
     assert report.ratio_text(0.0033) == "0.0033"
+    assert report.ratio_text(0.000028) == "<0.001"
     recovery = report.BY_KEY["recovery"]
     assert [recovery.format(v) for v in (0.00012, 0.0024, 0.358, 42.0)] == [
         "0.12 ms",
