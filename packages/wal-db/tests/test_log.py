@@ -187,9 +187,8 @@ def test_roll_then_truncate_empties_the_log_and_keeps_lsns(logdir: Path) -> None
         assert log.roll() is True and log.truncate_before(52) == 1
     with WriteAheadLog.open(logdir) as log:  # an empty log still knows its next LSN
         assert records(log) == [] and log.append(b"after") == 52
-    with WriteAheadLog.open(logdir, read_only=True) as reader:
-        with pytest.raises(ReadOnlyLogError):
-            reader.roll()
+    with WriteAheadLog.open(logdir, read_only=True) as reader, pytest.raises(ReadOnlyLogError):
+        reader.roll()
     closed = WriteAheadLog.open(logdir)
     closed.close()
     with pytest.raises(LogClosedError):
