@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import payload, records, segment_files
 
+from strata_testkit import FSFile, MemoryFS
 from wal_db import (
     LogClosedError,
     LogLockedError,
@@ -114,6 +115,64 @@ def test_sync_policies_and_durable_lsn(logdir: Path) -> None:
         while log.durable_lsn < 5 and time.monotonic() < deadline:
             time.sleep(0.005)
         assert log.durable_lsn == 5  # sync_every, long before the interval
+
+
+class _StallingFile:
+    """A file of :class:`_StallingFS`: fsync blocks while the filesystem stalls."""
+
+    def __init__(self, fs: _StallingFS, inner: FSFile) -> None:
+        self._fs = fs
+        self._inner = inner
+
+    def fsync(self) -> None:
+        if self._fs.stalling:
+            self._fs.entered.set()
+            assert self._fs.released.wait(30), "the test never released the fsync"
+        self._inner.fsync()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+class _StallingFS:
+    """A MemoryFS whose file fsyncs can be held (a disk that takes seconds to flush)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryFS()
+        self.stalling = False
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+    def open(self, name: str, *, create: bool = True) -> _StallingFile:
+        return _StallingFile(self, self.inner.open(name, create=create))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_interval_hands_records_to_the_os_while_an_fsync_stalls() -> None:
+    """A slow fsync holds the background syncer, not the records: an append hands the
+    buffer to the OS once its oldest record waited ``sync_interval``, so a process crash
+    (the OS keeps what it was given) loses at most that window."""
+    fs = _StallingFS()
+    log = WriteAheadLog.open(fs, sync="interval", sync_interval=0.02, sync_every=10**6)
+    try:
+        fs.stalling = True
+        log.append(payload(1))
+        assert fs.entered.wait(10), "the background syncer never fsynced"
+        for lsn in range(2, 21):
+            assert log.append(payload(lsn)) == lsn
+        time.sleep(0.05)  # record 2 has now waited longer than sync_interval
+        assert log.append(payload(21)) == 21
+        assert log.durable_lsn == 0  # the fsync is still stalled
+        with WriteAheadLog.open(fs.inner, read_only=True) as reader:  # what the OS has
+            assert records(reader) == [(lsn, payload(lsn)) for lsn in range(1, 22)]
+        log.append(payload(22))  # just appended: it may wait for the next hand-off
+    finally:
+        fs.released.set()
+        log.close()
+    with WriteAheadLog.open(fs.inner) as again:
+        assert records(again) == [(lsn, payload(lsn)) for lsn in range(1, 23)]
 
 
 def test_group_commit_shares_fsyncs_between_threads(logdir: Path) -> None:

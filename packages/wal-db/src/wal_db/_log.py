@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Literal, NoReturn
 
@@ -66,6 +67,7 @@ __all__ = ["WriteAheadLog"]
 _BUFFER_LIMIT = 64 * 1024
 _CRC_PREFIX = CRC_PREFIX.pack
 _FRAME_HEADER = FRAME_HEADER.pack
+_monotonic = time.monotonic
 _Payload = bytes | bytearray | memoryview
 
 
@@ -89,6 +91,11 @@ class WriteAheadLog:
         self._payload_bytes = 0
         self._buffer: list[bytes] = []
         self._buffered = 0
+        # "interval": the longest a record waits in the process buffer before an append
+        # hands the buffer to the OS, even while a slow fsync holds the background syncer
+        # (a process crash then loses at most this window); None for the other policies.
+        self._handoff = options.sync_interval if options.sync == "interval" else None
+        self._handoff_due = 0.0  # monotonic time the oldest buffered record is due
         self._retired: list[LogFile] = []
         self._file: LogFile | None = None
         self._stats = LogStats()
@@ -220,6 +227,11 @@ class WriteAheadLog:
             self._payload_bytes += size
             if self._buffered >= _BUFFER_LIMIT:
                 self._flush()
+            elif self._handoff is not None:
+                if len(self._buffer) == 1:
+                    self._handoff_due = _monotonic() + self._handoff
+                elif _monotonic() >= self._handoff_due:
+                    self._flush()
         if self._always:
             self._commit.wait_durable(lsn)
         elif self._flusher is not None and lsn - self._commit.durable_lsn >= self._opts.sync_every:
@@ -288,6 +300,11 @@ class WriteAheadLog:
         self._payload_bytes += payload_bytes
         if self._buffered >= _BUFFER_LIMIT:
             self._flush()
+        elif self._handoff is not None:
+            if len(self._buffer) == 1:
+                self._handoff_due = _monotonic() + self._handoff
+            elif _monotonic() >= self._handoff_due:
+                self._flush()
 
     def _flush(self) -> None:
         """Hand the buffer to the OS (under ``_lock``); a failed write poisons."""
