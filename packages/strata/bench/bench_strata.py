@@ -14,7 +14,11 @@ median of several rounds unless the row says otherwise.
   to the next, so the targets are *ratios* measured side by side (as in wal-db's
   bench): one committing thread against raw ``os.write`` + ``os.fsync`` of a record of
   the same size on the same disk, alternating op by op; 16 threads against one
-  thread, alternating in short rounds (median of the per-round ratios).
+  thread, alternating in short rounds (median of the per-round ratios). Context rows:
+  a two-thread lock ping-pong (one thread wake-up, the least a commit returning in its
+  own thread costs) and the 16/1 rounds again with every thread on one CPU (Linux
+  affinity, for that measurement only): on a virtual machine, waking a thread parked on
+  an idle vCPU can cost ten times a wake on the same CPU.
 - recovery: a child process writes committed operations in standard mode with
   checkpoints off, syncs the WAL and dies with ``os._exit``; each round copies the
   directory and times ``strata.open`` on the copy (WAL replay of every operation).
@@ -25,6 +29,7 @@ measured is the one the database would use.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -35,7 +40,7 @@ import tempfile
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import strata
@@ -327,6 +332,56 @@ def commit_rate(db: strata.Database, threads: int, per_thread: int, rnd: random.
     return threads * per_thread / (time.perf_counter() - start)
 
 
+def handoff_us(rounds: int = 5000) -> float:
+    """One thread wakes another parked on a lock and parks itself: µs per one-way handoff.
+
+    Context for the 16-thread figure: each commit returns in its own thread, so a round
+    pays at least one such wake-up per commit, one thread at a time under the GIL."""
+    ping, pong = threading.Lock(), threading.Lock()
+    ping.acquire()
+    pong.acquire()
+
+    def other() -> None:
+        for _ in range(rounds):
+            ping.acquire()
+            pong.release()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    start = time.perf_counter()
+    for _ in range(rounds):
+        ping.release()
+        pong.acquire()
+    elapsed = time.perf_counter() - start
+    thread.join()
+    return elapsed / rounds / 2 * 1e6
+
+
+@contextlib.contextmanager
+def one_cpu() -> Iterator[bool]:
+    """Threads started inside run on one CPU (they inherit this thread's affinity);
+    yields False, changing nothing, where affinity cannot be set."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield False
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        yield True
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def group_rounds(db: strata.Database, rounds: int, rnd: random.Random) -> tuple[float, float]:
+    """Alternating 1-thread and 16-thread rounds: (median 16-thread rate, median ratio)."""
+    manys, ratios = [], []
+    for _ in range(rounds):
+        single = commit_rate(db, 1, COMMITS // 3, rnd)
+        manys.append(commit_rate(db, 16, COMMITS // 3, rnd))
+        ratios.append(manys[-1] / single)
+    return statistics.median(manys), statistics.median(ratios)
+
+
 def always_rows(rnd: random.Random, base: str) -> list[Row]:
     with (
         tempfile.TemporaryDirectory(prefix="always-", dir=base) as directory,
@@ -335,18 +390,26 @@ def always_rows(rnd: random.Random, base: str) -> list[Row]:
         size = record_size(db, rnd)
         latency = fsync_latency_ms(directory, size)
         raw, one = one_thread_vs_raw(db, directory, size, rnd)
-        singles, manys, ratios = [], [], []
-        for _ in range(COMMIT_ROUNDS * 3):  # short alternating rounds, ratio per round
-            singles.append(commit_rate(db, 1, COMMITS // 3, rnd))
-            manys.append(commit_rate(db, 16, COMMITS // 3, rnd))
-            ratios.append(manys[-1] / singles[-1])
+        many, ratio = group_rounds(db, COMMIT_ROUNDS * 3, rnd)  # short rounds, ratio each
+        handoff = handoff_us()
+        with one_cpu() as pinned:
+            one_cpu_ratio = group_rounds(db, COMMIT_ROUNDS, rnd)[1] if pinned else float("nan")
+            one_cpu_handoff = handoff_us() if pinned else float("nan")
     return [
         (f"fsync latency, {size} B record (noise hint)", f"{latency:.2f} ms", "(context)", None),
         (f"raw os.write + os.fsync, {size} B", f"{raw:,.0f} ops/s", "(baseline)", None),
         ("always: kv.put, 1 thread (interleaved with raw)", f"{one:,.0f} ops/s", "", None),
         target_row("always: 1 thread / raw", one / raw, "x", 0.70),
-        ("always: kv.put, 16 threads", f"{statistics.median(manys):,.0f} ops/s", "", None),
-        target_row("always: 16 threads / 1 thread", statistics.median(ratios), "x", 3.0),
+        ("always: kv.put, 16 threads", f"{many:,.0f} ops/s", "", None),
+        target_row("always: 16 threads / 1 thread", ratio, "x", 3.0),
+        ("  thread handoff, lock ping-pong", f"{handoff:.1f} µs", "(context)", None),
+        ("  same, both threads on one CPU", f"{one_cpu_handoff:.1f} µs", "(context)", None),
+        (
+            "  16 threads / 1 thread, every thread on one CPU",
+            f"{one_cpu_ratio:.2f} x",
+            "(context)",
+            None,
+        ),
     ]
 
 
