@@ -6,11 +6,17 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
+import hypothesis
 from crc32c import crc32c
 
 import persist_db
 from persist_db import _layout as L
 from strata_testkit import MemoryFS
+
+# No per-example deadline: on a loaded 2-core CI machine a slow example is not a failure
+# (Hypothesis reports a deadline it cannot reproduce as Flaky).
+hypothesis.settings.register_profile("ci", deadline=None, print_blob=True)
+hypothesis.settings.load_profile("ci")
 
 COMPRESSIONS = (None, "zstd", "lz4")
 

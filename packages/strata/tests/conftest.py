@@ -7,9 +7,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 import strata
+
+# No per-example deadline: on a loaded 2-core CI machine a slow example is not a failure
+# (Hypothesis reports a deadline it cannot reproduce as Flaky).
+hypothesis.settings.register_profile("ci", deadline=None, print_blob=True)
+hypothesis.settings.load_profile("ci")
 
 # Test helpers (isolation_checker, ...) live beside the tests and are imported by name.
 sys.path.insert(0, str(Path(__file__).parent))

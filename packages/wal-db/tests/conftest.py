@@ -5,9 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from wal_db import WriteAheadLog
+
+# No per-example deadline: on a loaded 2-core CI machine a slow example is not a failure
+# (Hypothesis reports a deadline it cannot reproduce as Flaky).
+hypothesis.settings.register_profile("ci", deadline=None, print_blob=True)
+hypothesis.settings.load_profile("ci")
 
 
 def payload(lsn: int, size: int | None = None) -> bytes:
