@@ -260,6 +260,7 @@ def decode_leaf(payload: memoryview | bytes, pid: int) -> Leaf:
     keys: list[bytes] = []
     vals: list[Value] = []
     cells = 0
+    overflows = 0
     for off in struct.unpack_from(f"<{n}H", raw, _H):
         if off < top or off + L.CELL_HEADER_SIZE > end:
             raise _corrupt(pid, f"leaf slot points outside the heap ({off})")
@@ -270,6 +271,7 @@ def decode_leaf(payload: memoryview | bytes, pid: int) -> Leaf:
             if vend > end:
                 raise _corrupt(pid, "leaf cell runs past the page")
             vals.append(OverflowRef(_REF_UNPACK(raw, kend)[0], vlen & L.LENGTH_MASK))
+            overflows += 1
         else:
             vend = kend + vlen
             if vend > end:
@@ -280,16 +282,16 @@ def decode_leaf(payload: memoryview | bytes, pid: int) -> Leaf:
     if cells + garbage != end - top:
         raise _corrupt(pid, "leaf cells and garbage do not fill the heap")
     _check_ascending(keys, pid)
-    leaf = Leaf(pid, keys, vals, nxt)
+    # the sizes were summed while decoding: Leaf need not measure every cell again
+    leaf = Leaf(pid, keys, vals, nxt, cells + L.SLOT_SIZE * n, overflows)
     leaf.top = top
     leaf.garbage = garbage
     return leaf
 
 
 def _check_ascending(keys: list[bytes], pid: int) -> None:
-    for a, b in pairwise(keys):
-        if not a < b:
-            raise _corrupt(pid, "keys out of order")
+    if not all(map(operator.lt, keys, islice(keys, 1, None))):
+        raise _corrupt(pid, "keys out of order")
 
 
 # --- branches ----------------------------------------------------------------------------
