@@ -160,3 +160,49 @@ def explore_rounds(sector: int) -> int:
 @pytest.mark.parametrize("sector", [512, 4096])
 def test_explore_crashes_with_512_and_4096_byte_sectors(sector: int) -> None:
     assert explore_rounds(sector) > 30
+
+
+def compact_workload(history: History, pages: int, pool: int) -> CrashFS:
+    """Checkpoints around two compactions: one that moves pages down and cuts the tail,
+    and one on a compact file."""
+    fs = durable_new_store()
+    store = PageStore.open_file(fs.open(NAME), pool_pages=pool)
+    model: dict[int, bytes] = {}
+    pids = [store.allocate() for _ in range(pages)]
+    for pid in pids:
+        set_page(store, model, pid, 1)
+    store.checkpoint(b"c1")
+    history.record(fs, b"c1", model)
+    for pid in pids[: pages * 2 // 3]:
+        store.free(pid)
+        del model[pid]
+    for pid in pids[pages * 2 // 3 :: 3]:
+        set_page(store, model, pid, 2)
+    store.checkpoint(b"c2")
+    history.record(fs, b"c2", model)
+    for pid in pids[pages * 2 // 3 :: 4]:
+        set_page(store, model, pid, 3)  # dirty pages at compaction
+    assert store.compact(b"c3") > 0
+    history.record(fs, b"c3", model)
+    for _ in range(3):
+        set_page(store, model, store.allocate(), 4)
+    store.compact(b"c4")
+    history.record(fs, b"c4", model)
+    store.close()
+    return fs
+
+
+@pytest.mark.parametrize("kind", ["sync", "write"])
+def test_crash_during_compaction_leaves_the_old_or_the_new_checkpoint(kind: str) -> None:
+    history = History()
+    fs = compact_workload(history, pages=30, pool=4)
+    points = fs.crash_points(kind)  # type: ignore[arg-type]
+    checked = 0
+    for point in points:
+        for state in fs.crash_states(point, seed=point, max_states=12):
+            try:
+                check_state(history, state, point)
+            except BaseException as exc:
+                raise AssertionError(f"crash point {point}, state {state.description}") from exc
+            checked += 1
+    assert len(points) >= 8 and checked > 2 * len(points)

@@ -69,6 +69,12 @@ class StoreMachine(RuleBasedStateMachine):
         self.committed = dict(self.model)
         self.committed_meta = meta
 
+    @rule(meta=st.binary(max_size=32))
+    def compact(self, meta: bytes) -> None:
+        self.store.compact(meta)
+        self.committed = dict(self.model)
+        self.committed_meta = meta
+
     @rule()
     def reopen(self) -> None:
         self.store.close()

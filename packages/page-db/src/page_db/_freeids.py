@@ -53,8 +53,15 @@ class FreeIds:
         allocate: Callable[[], int],
         release: Callable[[int], None],
         write: Callable[[int, bytearray], None],
+        *,
+        above: int | None = None,
     ) -> int:
-        """Write the chain if the ids changed; return the head slot (0 when empty)."""
+        """Write the chain if the ids changed; return the head slot (0 when empty).
+
+        ``above``: also rewrite the chain if one of its slots is at or above this one, so
+        it moves to the lowest free slots (compaction)."""
+        if above is not None and any(slot >= above for slot in self._chain):
+            self._dirty = True
         if self._dirty:
             for slot in self._chain:
                 release(slot)

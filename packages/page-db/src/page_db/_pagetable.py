@@ -121,14 +121,22 @@ class PageTable:
         self.entries = array("I", level_slots)
         self.levels = levels
 
-    def persist(self, write_page: WritePage) -> tuple[int, int]:
-        """Write changed leaves and their ancestors; return the new ``(root, depth)``."""
+    def persist(self, write_page: WritePage, *, above: int | None = None) -> tuple[int, int]:
+        """Write changed leaves and their ancestors; return the new ``(root, depth)``.
+
+        Args:
+            write_page: writes one page to a fresh slot (releasing the old one).
+            above: also rewrite every table page whose slot is at or above this one, so
+                it moves to the lowest free slot (compaction); None for none.
+        """
         counts = shape(self.next_page_id, self.per_page)
         dirty = set(self.dirty_leaves)
         for level, count in enumerate(counts):
             if level == len(self.levels):
                 self.levels.append([])
             slots = self.levels[level]
+            if above is not None:
+                dirty.update(i for i, slot in enumerate(slots) if slot >= above)
             dirty.update(range(len(slots), count))
             slots.extend([0] * (count - len(slots)))
             source: array[int] | list[int] = self.entries if level == 0 else self.levels[level - 1]

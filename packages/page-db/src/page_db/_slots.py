@@ -85,6 +85,29 @@ class SlotSpace:
         self._released.clear()
         self._written.clear()
 
+    def lowest_free(self) -> int | None:
+        """The slot :meth:`allocate` would hand out next without growing, or None."""
+        return self._free[0] if self._free else None
+
+    def high_water(self) -> int:
+        """One past the highest slot the pending checkpoint references: everything above
+        is free once it commits (superblocks count, so at least 2)."""
+        durable = bytearray(self._durable[: self.slot_count])
+        for slot in self._released:
+            durable[slot] = 0
+        top = max(durable.rfind(1), max(self._written, default=0), L.FIRST_DATA_SLOT - 1)
+        return top + 1
+
+    def shrink(self, slot_count: int) -> None:
+        """Forget the slots from ``slot_count`` on (all free: call after :meth:`commit`)."""
+        if slot_count >= self.slot_count:
+            return
+        if any(self._durable[slot_count : self.slot_count]):
+            raise PageError("cannot shrink below a slot in use")
+        self._free = [slot for slot in self._free if slot < slot_count]
+        heapq.heapify(self._free)
+        self.slot_count = slot_count
+
     @property
     def free_count(self) -> int:
         """Free slots below the high-water mark."""

@@ -269,22 +269,69 @@ class PageStore(BufferPool):
             except OSError as exc:
                 raise self._poison("checkpoint", exc) from exc
 
-    def _checkpoint_locked(self, meta: bytes) -> None:
+    def compact(self, meta: bytes = b"") -> int:
+        """A checkpoint that also moves pages down into free slots and cuts the file's
+        free tail; returns the bytes the file shrank by.
+
+        Pages are copied (copy on write, like every checkpoint) from the end of the file
+        into the lowest free slots while a lower one is free; the superblock then records
+        the new end, and once it is durable the file is truncated there. A slot the last
+        checkpoint still references cannot take a page until this checkpoint commits, so
+        space freed since that checkpoint is reclaimed by the next ``compact`` (strata's
+        ``Database.compact`` checkpoints first). After a crash the store reopens at the
+        previous checkpoint or this one, as with :meth:`checkpoint`; a crash after the
+        commit but before the truncation leaves a longer file, which opens the same.
+
+        Args:
+            meta: as for :meth:`checkpoint`.
+
+        Returns:
+            File bytes released (0 when nothing could move).
+
+        Raises:
+            Same as :meth:`checkpoint`.
+        """
+        if not isinstance(meta, bytes | bytearray | memoryview):
+            raise TypeError(f"meta must be bytes, not {type(meta).__name__}")
+        meta = bytes(meta)
+        if len(meta) > L.max_meta_size(self._page_size):
+            raise PageUsageError(
+                f"meta is {len(meta)} bytes; at most {L.max_meta_size(self._page_size)} fit"
+            )
+        with self._lock:
+            self._check_writable()
+            self._wait_for_writers()
+            self._check_open()
+            before = self._pages.file.size()
+            try:
+                self._checkpoint_locked(meta, compact=True)
+                end = self._slots.slot_count * self._page_size
+                if end < before:
+                    self._pages.file.truncate(end)
+                    self._pages.sync()
+            except OSError as exc:
+                raise self._poison("compacting", exc) from exc
+            return max(0, before - self._pages.file.size())
+
+    def _checkpoint_locked(self, meta: bytes, *, compact: bool = False) -> None:
         self._flush_dirty_frames()
+        above = self._move_pages_down() if compact else None
         free_head = self._free_ids.persist(
             self._page_size,
             self._seq + 1,
             self._slots.allocate,
             self._slots.release,
             self._pages.write,
+            above=above,
         )
-        root, depth = self._page_table.persist(self._write_table_page)
+        root, depth = self._page_table.persist(self._write_table_page, above=above)
         self._pages.sync()
         seq = self._seq + 1
+        slot_count = self._slots.high_water() if compact else self._slots.slot_count
         sb = _codec.Superblock(
             seq,
             self._page_size,
-            self._slots.slot_count,
+            slot_count,
             self._page_table.next_page_id,
             root,
             depth,
@@ -297,9 +344,36 @@ class PageStore(BufferPool):
         self._pages.sync()
         # Committed: the new checkpoint is durable. Publish it in memory.
         self._slots.commit()
+        if compact:
+            self._slots.shrink(slot_count)
         self._seq = seq
         self._meta = meta
         self._checkpoints += 1
+
+    def _move_pages_down(self) -> int:
+        """Copy data pages from the highest slots into lower free ones (compaction).
+
+        Stops at the first page no free slot below can take. Returns the lowest free
+        slot left: page-table and free-list pages at or above it move as well.
+        """
+        slots, table = self._slots, self._page_table
+        placed = sorted(
+            ((slot, pid) for pid, slot in enumerate(table.entries) if slot), reverse=True
+        )
+        buf = bytearray(self._page_size)
+        epoch = self._seq + 1
+        for slot, pid in placed:
+            target = slots.lowest_free()
+            if target is None or target > slot:
+                break
+            self._read_page(pid, buf)
+            _codec.seal_page(buf, L.PAGE_TYPE_DATA, pid, epoch)
+            new_slot = slots.allocate()
+            self._pages.write(new_slot, buf)
+            table.set(pid, new_slot)
+            slots.release(slot)
+        lowest = slots.lowest_free()
+        return slots.slot_count if lowest is None else lowest
 
     def _flush_dirty_frames(self) -> None:
         dirty = sorted((frame for frame in self._frames if frame.dirty), key=lambda f: f.page_id)
