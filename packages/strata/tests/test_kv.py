@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -505,6 +506,27 @@ def test_compact_reduces_versions_with_keep_last(disk_db: strata.Database) -> No
     assert disk_db.stats()["versions"] == 40
     assert [h.value for h in disk_db.kv.history("k0")] == [9, 8]
     assert disk_db.verify()["ok"]
+
+
+def test_compact_gives_the_space_of_deleted_data_back(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    big = "x" * 400
+    with strata.open(path) as db:
+        db.kv.put_many({f"k{i:05d}": big for i in range(6000)})
+        db.checkpoint()
+        db.set_retention(KeepLast(1))
+        db.kv.delete_many([f"k{i:05d}" for i in range(0, 6000) if i % 10])
+        figures = db.compact()
+        assert figures["page_bytes_released"] > 0
+        before, after = figures["bytes_before"]["page_file"], figures["bytes_after"]["page_file"]
+        assert after < before / 3, (before, after)
+        assert figures["bytes_after"]["wal"] < 1024  # one segment header: the WAL is cut
+        assert db.kv.count() == 600
+        assert db.verify()["ok"]
+    with strata.open(path) as db:
+        assert db.kv.count() == 600
+        assert db.kv.get("k00010") == big and db.kv.get("k00011") is None
+        assert db.verify()["ok"]
 
 
 def test_as_of_each_versions_own_timestamp(db: strata.Database) -> None:

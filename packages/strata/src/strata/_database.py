@@ -270,17 +270,23 @@ class Database:
 
     def compact(self) -> dict[str, Any]:
         """Checkpoint, collect garbage, checkpoint again (so the freed pages return to
-        page-db's free list and the WAL is cut). The page file does not shrink: freed
-        pages are reused by later writes.
+        page-db's free list and the WAL is cut), then shrink the page file: pages move
+        down into the free slots and the file is cut after the last one in use.
+
+        Writers continue meanwhile; the shrink reads and writes every page it moves.
 
         Returns:
-            GC figures plus the file sizes before and after.
+            GC figures, ``page_bytes_released``, and the file sizes before and after.
+
+        Raises:
+            DatabaseClosedError, ReadOnlyError: the database cannot be written.
         """
         engine = self._engine
         before = file_sizes(engine)
         engine.checkpoint()
         figures: dict[str, Any] = dict(engine.gc())
         engine.checkpoint()
+        figures["page_bytes_released"] = engine.compact_pages()
         figures["bytes_before"] = before
         figures["bytes_after"] = file_sizes(engine)
         return figures

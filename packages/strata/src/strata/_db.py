@@ -438,6 +438,24 @@ class Engine:
             self.last_checkpoint_time = time.time()
             return True
 
+    def compact_pages(self) -> int:
+        """Shrink the page file to the pages the last checkpoint uses (see
+        :meth:`Disk.compact_pages`), and drop the WAL if that checkpoint covers all of
+        it; returns the page-file bytes released, 0 in cache mode. Commits continue
+        meanwhile (a record appended after the check keeps its segment: wal-db deletes
+        only segments wholly below the checkpoint)."""
+        self.check_writable()
+        disk = self._disk
+        if disk is None:
+            return 0
+        with self._maint_lock:
+            try:
+                released = disk.compact_pages()
+                disk.drop_checkpointed_log()
+            except (PageError, WalError, OSError) as exc:
+                raise self._poison(exc) from exc
+            return released
+
     def _maintain(self) -> None:
         """Background checkpoints (by WAL size and age) and GC (by ``gc_interval``)."""
         while not self._stop.is_set():

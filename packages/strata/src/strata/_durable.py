@@ -380,6 +380,11 @@ class Disk:
         self.meta = meta
         self.wal.truncate_before(lsn + 1)
 
+    def compact_pages(self) -> int:
+        """Move the page file's pages down into free slots and cut its free tail (a
+        page-db compaction carrying the same checkpoint meta); returns bytes released."""
+        return self.store.compact(self.meta.encode())
+
     def drop_checkpointed_log(self) -> None:
         """If the last checkpoint covers every WAL record, seal the active segment and
         delete it, so a cleanly closed database keeps no log it does not need. Crash-safe:
