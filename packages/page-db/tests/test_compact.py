@@ -27,10 +27,11 @@ def check(store: PageStore, model: dict[int, bytes]) -> None:
             assert bytes(page.payload) == data, pid
 
 
-def test_compact_moves_pages_down_and_shrinks_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("direct_io", [False, True])
+def test_compact_moves_pages_down_and_shrinks_the_file(tmp_path: Path, direct_io: bool) -> None:
     path = tmp_path / "store.pages"
     model: dict[int, bytes] = {}
-    with PageStore.open(path, pool_pages=16) as store:
+    with PageStore.open(path, pool_pages=16, direct_io=direct_io) as store:
         pids = [store.allocate() for _ in range(400)]
         for pid in pids:
             write(store, model, pid, 1)
@@ -54,7 +55,7 @@ def test_compact_moves_pages_down_and_shrinks_the_file(tmp_path: Path) -> None:
             write(store, model, pid, 3)
         store.checkpoint(b"after")
         assert path.stat().st_size <= after + 25 * PS
-    with PageStore.open(path, pool_pages=16) as store:
+    with PageStore.open(path, pool_pages=16, direct_io=direct_io) as store:
         assert store.meta == b"after"
         check(store, model)
         assert store.compact(b"again") >= 0
