@@ -253,13 +253,7 @@ class PageStore(BufferPool):
             TypeError: ``meta`` is not bytes-like.
             StorePoisonedError: a write or fsync failed; the store must be reopened.
         """
-        if not isinstance(meta, bytes | bytearray | memoryview):
-            raise TypeError(f"meta must be bytes, not {type(meta).__name__}")
-        meta = bytes(meta)
-        if len(meta) > L.max_meta_size(self._page_size):
-            raise PageUsageError(
-                f"meta is {len(meta)} bytes; at most {L.max_meta_size(self._page_size)} fit"
-            )
+        meta = self._checked_meta(meta)
         with self._lock:
             self._check_writable()
             self._wait_for_writers()
@@ -291,13 +285,7 @@ class PageStore(BufferPool):
         Raises:
             Same as :meth:`checkpoint`.
         """
-        if not isinstance(meta, bytes | bytearray | memoryview):
-            raise TypeError(f"meta must be bytes, not {type(meta).__name__}")
-        meta = bytes(meta)
-        if len(meta) > L.max_meta_size(self._page_size):
-            raise PageUsageError(
-                f"meta is {len(meta)} bytes; at most {L.max_meta_size(self._page_size)} fit"
-            )
+        meta = self._checked_meta(meta)
         with self._lock:
             self._check_writable()
             self._wait_for_writers()
@@ -312,6 +300,17 @@ class PageStore(BufferPool):
             except OSError as exc:
                 raise self._poison("compacting", exc) from exc
             return max(0, before - self._pages.file.size())
+
+    def _checked_meta(self, meta: object) -> bytes:
+        """``meta`` as bytes, or TypeError / PageUsageError (too large)."""
+        if not isinstance(meta, bytes | bytearray | memoryview):
+            raise TypeError(f"meta must be bytes, not {type(meta).__name__}")
+        meta = bytes(meta)
+        if len(meta) > L.max_meta_size(self._page_size):
+            raise PageUsageError(
+                f"meta is {len(meta)} bytes; at most {L.max_meta_size(self._page_size)} fit"
+            )
+        return meta
 
     def _checkpoint_locked(self, meta: bytes, *, compact: bool = False) -> None:
         self._flush_dirty_frames()
