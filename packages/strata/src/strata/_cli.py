@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status: int = args.run(args)
-    except (StrataError, OSError) as exc:
+    except (StrataError, ValueError, OSError) as exc:  # ValueError: e.g. lz4 not installed
         print(f"strata {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     return status
