@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from . import _codec
 from . import _layout as L
+from ._compact import move_pages_down
 from ._fileio import FileIO, MemoryFile, OsFile, fsync_directory
 from ._freeids import FreeIds
 from ._load import initial_image, load_checkpoint
@@ -314,7 +315,18 @@ class PageStore(BufferPool):
 
     def _checkpoint_locked(self, meta: bytes, *, compact: bool = False) -> None:
         self._flush_dirty_frames()
-        above = self._move_pages_down() if compact else None
+        above = (
+            move_pages_down(
+                self._slots,
+                self._page_table,
+                self._read_page,
+                self._pages.write,
+                self._page_size,
+                self._seq + 1,
+            )
+            if compact
+            else None
+        )
         free_head = self._free_ids.persist(
             self._page_size,
             self._seq + 1,
@@ -348,31 +360,6 @@ class PageStore(BufferPool):
         self._seq = seq
         self._meta = meta
         self._checkpoints += 1
-
-    def _move_pages_down(self) -> int:
-        """Copy data pages from the highest slots into lower free ones (compaction).
-
-        Stops at the first page no free slot below can take. Returns the lowest free
-        slot left: page-table and free-list pages at or above it move as well.
-        """
-        slots, table = self._slots, self._page_table
-        placed = sorted(
-            ((slot, pid) for pid, slot in enumerate(table.entries) if slot), reverse=True
-        )
-        buf = bytearray(self._page_size)
-        epoch = self._seq + 1
-        for slot, pid in placed:
-            target = slots.lowest_free()
-            if target is None or target > slot:
-                break
-            self._read_page(pid, buf)
-            _codec.seal_page(buf, L.PAGE_TYPE_DATA, pid, epoch)
-            new_slot = slots.allocate()
-            self._pages.write(new_slot, buf)
-            table.set(pid, new_slot)
-            slots.release(slot)
-        lowest = slots.lowest_free()
-        return slots.slot_count if lowest is None else lowest
 
     def _flush_dirty_frames(self) -> None:
         dirty = sorted((frame for frame in self._frames if frame.dirty), key=lambda f: f.page_id)
