@@ -15,7 +15,15 @@ Per query the state is the beam ``W`` (``ef`` slots and distances, unsorted, pad
 adjacency row, which lands on the previous row's last column, reads as visited). A query
 is finished when every finite entry of its beam is expanded -- exactly the stopping rule of
 the sequential search, since a candidate farther than the beam's worst is never expanded.
-The new neighbours of a step are merged with one ``argpartition`` per improved row.
+A step's unvisited neighbours are bitmap positions (``row * width + slot``): one sort
+drops the repeats (two expanded nodes can share a neighbour) and groups them by query,
+division gives back the query and the slot, and only those closer than their beam's worst
+are merged, compacted per query, with one ``argpartition`` per improved row.
+
+With ``threads > 1`` the rows of a chunk are split into contiguous parts searched on a
+thread pool: a search only reads the graph and writes its own rows of the bitmap, and numpy
+releases the GIL in the gathers and products that dominate it. Every row's search is
+independent of the others, so the graph built does not depend on the number of threads.
 
 After the search of a layer, each node of the chunk takes ``M`` neighbours by the HNSW
 heuristic, run vectorised over the closest :data:`HEURISTIC_POOL` x ``M`` candidates. The

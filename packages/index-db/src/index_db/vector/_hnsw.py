@@ -7,7 +7,8 @@ slots. :meth:`HNSWIndex.add` and :meth:`HNSWIndex.upsert` insert one node the cl
 :meth:`HNSWIndex.add_batch` of at least :data:`BATCH_MIN` new vectors builds in lock-step
 batches (see ``_batch``): a graph of the same recall, built about twice as fast (6,000
 random unit vectors of dimension 128, M=32, ef_construction=64: 960 against 440 vectors/s,
-recall@10 0.975 against 0.970 at ef=128).
+recall@10 0.975 against 0.970 at ef=128). ``add_batch(threads=N)`` splits the builder's
+searches over ``N`` threads; the graph is the same for every ``N``.
 
 Search descends greedily through the upper layers and runs a beam search of width
 ``max(ef, k)`` in layer 0 that expands several nodes per numpy step (see ``_search``).
