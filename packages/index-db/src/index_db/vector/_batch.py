@@ -114,7 +114,7 @@ def _insert_chunk(
         else:
             ids = np.full((full.size, 1), -1, np.int64)
             dists = np.full((full.size, 1), np.inf, np.float32)
-        _connect(graph, level, slots[full], ids, dists)
+        _connect(graph, level, slots[full], ids, dists, pool, threads)
     if int(levels.max()) > graph.max_level:
         top_index = int(np.argmax(levels))
         graph.entry, graph.max_level = int(slots[top_index]), int(levels[top_index])
@@ -292,8 +292,17 @@ def _dist(store: VectorStore, queries: F32Array, ids: Int64Array, euclidean: boo
     return negated
 
 
-def _connect(graph: Graph, level: int, new: Int64Array, ids: Int64Array, dists: F32Array) -> None:
-    """Pick each new node's neighbours (beam plus chunk peers) and link both ways."""
+def _connect(
+    graph: Graph,
+    level: int,
+    new: Int64Array,
+    ids: Int64Array,
+    dists: F32Array,
+    pool: ThreadPoolExecutor | None = None,
+    threads: int = 1,
+) -> None:
+    """Pick each new node's neighbours (beam plus chunk peers) and link both ways; the
+    heuristic's rows are split over ``pool`` like the searches (each row is independent)."""
     layer = graph.layers[level]
     m = graph.m
     peers = graph.pair_distances(new)
@@ -304,11 +313,20 @@ def _connect(graph: Graph, level: int, new: Int64Array, ids: Int64Array, dists: 
         ids = np.concatenate([ids, new[near]], axis=1)
         dists = np.concatenate([dists, np.take_along_axis(peers, near, axis=1)], axis=1)
     ids = np.where(np.isfinite(dists), ids, -1)
-    pool = min(ids.shape[1], HEURISTIC_POOL * m)
-    order = np.argsort(dists, axis=1, kind="stable")[:, :pool]
+    closest = min(ids.shape[1], HEURISTIC_POOL * m)
+    order = np.argsort(dists, axis=1, kind="stable")[:, :closest]
     cand = np.take_along_axis(ids, order, axis=1)
     cand_d = np.take_along_axis(dists, order, axis=1)
-    kept = heuristic_mask(graph.store, cand, cand_d, m)
+    parts = min(threads, cand.shape[0] // MIN_PART)
+    if parts <= 1 or pool is None:
+        kept = heuristic_mask(graph.store, cand, cand_d, m)
+    else:
+        bounds = np.linspace(0, cand.shape[0], parts + 1).astype(np.int64).tolist()
+        futures = [
+            pool.submit(heuristic_mask, graph.store, cand[a:b], cand_d[a:b], m)
+            for a, b in itertools.pairwise(bounds)
+        ]
+        kept = np.concatenate([future.result() for future in futures])
     first = np.argsort(~kept, axis=1, kind="stable")[:, : layer.width]
     sel = np.take_along_axis(np.where(kept, cand, -1), first, axis=1)
     sel_d = np.take_along_axis(np.where(kept, cand_d, np.inf), first, axis=1)
