@@ -238,3 +238,63 @@ def test_batched_search_keeps_visited_stamps_consistent(built):
         again = _search.beam_search(graph, query, entries, 64, 0, 8)
         assert first == again  # a fresh epoch per search: nothing left marked
         assert len({n for _, n in first}) == len(first) == 64  # no duplicate slots
+
+
+def _layer_arrays(index: HNSWIndex) -> list[np.ndarray]:
+    graph = index._graph
+    arrays = [graph.levels, graph.layers[0].adj, graph.layers[0].adj_d]
+    for layer in graph.layers[1:]:
+        assert layer.row_of is not None
+        arrays += [layer.row_of, layer.adj[: layer.used_rows], layer.adj_d[: layer.used_rows]]
+    return arrays
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_threaded_batch_build_gives_the_same_graph(metric):
+    """Splitting each chunk's beam searches over threads changes nothing in the graph."""
+    data = clustered(1500, 16, seed=40)
+    one = HNSWIndex(16, metric, M=8, ef_construction=48, seed=2)
+    one.add_batch(range(1500), data)
+    two = HNSWIndex(16, metric, M=8, ef_construction=48, seed=2)
+    two.add_batch(range(1500), data, threads=3)
+    for left, right in zip(_layer_arrays(one), _layer_arrays(two), strict=True):
+        np.testing.assert_array_equal(left, right)
+    assert (one._graph.entry, one._graph.max_level) == (two._graph.entry, two._graph.max_level)
+    two.verify()
+    with pytest.raises(IndexUsageError):
+        two.add_batch([9999], data[:1], threads=0)
+    with pytest.raises(TypeError):
+        two.add_batch([9999], data[:1], threads=2.0)  # type: ignore[arg-type]
+
+
+def test_batch_built_index_takes_adds_removes_and_round_trips(tmp_path):
+    """After a batch build: single adds, a second batch into the populated graph, removals
+    (entry point included) keep a sound graph with recall against exact search, and a
+    save/load gives back the same graph and the same results."""
+    data = unit_vectors(3000, 24, seed=41)
+    index = HNSWIndex(24, "cosine", M=12, ef_construction=80, seed=4)
+    index.add_batch(range(2000), data[:2000], threads=2)
+    for i in range(2000, 2100):
+        index.add(i, data[i])
+    index.add_batch(range(2100, 3000), data[2100:], threads=2)
+    gone = np.random.default_rng(42).choice(3000, 300, replace=False).tolist()
+    gone.append(index._idmap.ids[index._graph.entry])
+    for i in gone:
+        index.remove(i)
+    index.verify()
+    assert unreachable_nodes(index) == 0
+    kept = sorted(set(range(3000)) - set(gone))
+    exact = FlatIndex(24, "cosine")
+    exact.add_batch(kept, data[kept])
+    queries = unit_vectors(60, 24, seed=43)
+    assert recall_at(index, exact, queries, 10, ef=96) >= 0.95
+    path = str(tmp_path / "hnsw.snap")
+    index.save(path)
+    loaded = HNSWIndex.load(path)
+    loaded.verify()
+    assert b"".join(loaded.to_snapshot()) == b"".join(index.to_snapshot())
+    for query in queries[:20]:
+        assert loaded.search(query, 10, ef=64) == index.search(query, 10, ef=64)
+    loaded.add_batch(range(5000, 5100), unit_vectors(100, 24, seed=44))
+    loaded.verify()
+    assert len(loaded) == len(kept) + 100

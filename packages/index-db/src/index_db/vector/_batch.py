@@ -15,7 +15,15 @@ Per query the state is the beam ``W`` (``ef`` slots and distances, unsorted, pad
 adjacency row, which lands on the previous row's last column, reads as visited). A query
 is finished when every finite entry of its beam is expanded -- exactly the stopping rule of
 the sequential search, since a candidate farther than the beam's worst is never expanded.
-The new neighbours of a step are merged with one ``argpartition`` per improved row.
+A step's unvisited neighbours are bitmap positions (``row * width + slot``): one sort
+drops the repeats (two expanded nodes can share a neighbour) and groups them by query,
+division gives back the query and the slot, and only those closer than their beam's worst
+are merged, compacted per query, with one ``argpartition`` per improved row.
+
+With ``threads > 1`` the rows of a chunk are split into contiguous parts searched on a
+thread pool: a search only reads the graph and writes its own rows of the bitmap, and numpy
+releases the GIL in the gathers and products that dominate it. Every row's search is
+independent of the others, so the graph built does not depend on the number of threads.
 
 After the search of a layer, each node of the chunk takes ``M`` neighbours by the HNSW
 heuristic, run vectorised over the closest :data:`HEURISTIC_POOL` x ``M`` candidates. The
@@ -29,6 +37,9 @@ inserted into), so early nodes are placed as carefully as the sequential path wo
 
 from __future__ import annotations
 
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import numpy.typing as npt
 
@@ -36,15 +47,17 @@ from ._base import VectorStore
 from ._common import F32Array
 from ._graph import Graph, Layer, heuristic_mask
 
-CHUNK = 32
+CHUNK = 128
 HEURISTIC_POOL = 3
 EXPAND = 4
+MIN_PART = 16
 Int64Array = npt.NDArray[np.int64]
 _VECDOT = getattr(np, "vecdot", None)  # numpy >= 2.0
 
 
-def batch_insert(graph: Graph, slots: Int64Array, levels: Int64Array) -> None:
-    """Insert the nodes already written at ``slots`` with the given ``levels``."""
+def batch_insert(graph: Graph, slots: Int64Array, levels: Int64Array, threads: int = 1) -> None:
+    """Insert the nodes already written at ``slots`` with the given ``levels``; with
+    ``threads > 1`` the beam searches of each chunk are split over that many threads."""
     graph.reserve(int(slots.max()) + 1)
     graph.ensure_layers(int(levels.max()))
     done = 0
@@ -58,15 +71,26 @@ def batch_insert(graph: Graph, slots: Int64Array, levels: Int64Array) -> None:
             graph.layers[lvl].attach(slot)
     visited = np.zeros((CHUNK, graph.levels.shape[0] + 1), dtype=bool)
     visited[:, -1] = True  # _beam leaves it clear again: one bitmap serves every chunk
-    while done < slots.shape[0]:
-        size = max(1, min(CHUNK, live, slots.shape[0] - done))
-        _insert_chunk(graph, slots[done : done + size], levels[done : done + size], visited)
-        done += size
-        live += size
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    try:
+        while done < slots.shape[0]:
+            size = max(1, min(CHUNK, live, slots.shape[0] - done))
+            chunk = slice(done, done + size)
+            _insert_chunk(graph, slots[chunk], levels[chunk], visited, pool, threads)
+            done += size
+            live += size
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
 
 def _insert_chunk(
-    graph: Graph, slots: Int64Array, levels: Int64Array, visited: npt.NDArray[np.bool_]
+    graph: Graph,
+    slots: Int64Array,
+    levels: Int64Array,
+    visited: npt.NDArray[np.bool_],
+    pool: ThreadPoolExecutor | None = None,
+    threads: int = 1,
 ) -> None:
     store = graph.store
     queries = store.vectors[slots]
@@ -81,17 +105,51 @@ def _insert_chunk(
                 entry[greedy] = ids[:, 0]
             if full.size:
                 ef = graph.ef_construction
-                ids, dists = _beam(graph, queries, full, entry[full], ef, level, visited)
+                ids, dists = _beams(
+                    graph, queries, full, entry[full], ef, level, visited, pool, threads
+                )
                 entry[full] = ids[:, 0]
             else:
                 continue
         else:
             ids = np.full((full.size, 1), -1, np.int64)
             dists = np.full((full.size, 1), np.inf, np.float32)
-        _connect(graph, level, slots[full], ids, dists)
+        _connect(graph, level, slots[full], ids, dists, pool, threads)
     if int(levels.max()) > graph.max_level:
         top_index = int(np.argmax(levels))
         graph.entry, graph.max_level = int(slots[top_index]), int(levels[top_index])
+
+
+def _beams(
+    graph: Graph,
+    queries: F32Array,
+    rows: Int64Array,
+    entries: Int64Array,
+    ef: int,
+    level: int,
+    visited: npt.NDArray[np.bool_],
+    pool: ThreadPoolExecutor | None,
+    threads: int,
+) -> tuple[Int64Array, F32Array]:
+    """:func:`_beam` over ``rows``, split into up to ``threads`` contiguous parts (of at
+    least :data:`MIN_PART` rows) searched on ``pool``.
+
+    The parts only read the graph and each writes its own rows of ``visited``; numpy
+    releases the GIL in the gathers and products that dominate a search.
+    """
+    parts = min(threads, rows.shape[0] // MIN_PART)
+    if parts <= 1 or pool is None:
+        return _beam(graph, queries, rows, entries, ef, level, visited)
+    bounds = np.linspace(0, rows.shape[0], parts + 1).astype(np.int64).tolist()
+    futures = [
+        pool.submit(_beam, graph, queries, rows[a:b], entries[a:b], ef, level, visited)
+        for a, b in itertools.pairwise(bounds)
+    ]
+    results = [future.result() for future in futures]
+    return (
+        np.concatenate([ids for ids, _ in results]),
+        np.concatenate([dists for _, dists in results]),
+    )
 
 
 def _beam(
@@ -106,9 +164,9 @@ def _beam(
 ) -> tuple[Int64Array, F32Array]:
     """Lock-step beam search of width ``ef`` for ``queries[rows]``; results sorted.
 
-    ``visited`` has one row per query of ``queries`` (``row * width + slot``), all clear
-    on entry and on return. Each step expands up to ``expand`` closest unexpanded entries
-    of every running beam.
+    ``visited`` has one row per query of ``queries`` (``row * width + slot``), zero on
+    entry and on return except the always-set last column. Each step expands up to
+    ``expand`` closest unexpanded entries of every running beam.
     """
     store, layer = graph.store, graph.layers[level]
     euclidean = store.metric == 1
@@ -129,6 +187,8 @@ def _beam(
     flat_visited = visited.ravel()
     touched = [base + entries]
     flat_visited[touched[0]] = True
+    where = np.zeros(queries.shape[0], dtype=np.int64)
+    where[rows] = np.arange(count)
     while active.size:
         masked = np.where(expanded, np.inf, beam_d)
         if expand == 1:
@@ -145,39 +205,71 @@ def _beam(
             expanded, worst, base = expanded[running], worst[running], base[running]
             if not active.size:
                 break
+            where[rows[active]] = np.arange(active.size)
         np.put_along_axis(expanded, pick, True, axis=1)
         nodes = np.take_along_axis(beam_ids, pick, axis=1)
         nodes = np.where(chosen, nodes, nodes[:, :1])
         nb = layer.adj[nodes if layer.row_of is None else layer.row_of[nodes]]
-        nb = nb.reshape(active.size, -1).astype(np.int64)
+        nb = nb.reshape(active.size, -1)
         flat = base[:, None] + nb
-        r, c = np.nonzero(~flat_visited[flat])
-        if not r.size:
+        hits = flat[~flat_visited[flat]]
+        if not hits.size:
             continue
-        hits = flat[r, c]
-        if expand > 1:
-            hits, first = np.unique(hits, return_index=True)
-            r, c = r[first], c[first]
+        if expand > 1:  # two expanded nodes can share a neighbour: drop the repeats
+            hits.sort()  # a plain sort: np.unique's hashing is slower on these sizes
+            fresh = np.empty(hits.shape[0], dtype=bool)
+            fresh[0] = True
+            np.not_equal(hits[1:], hits[:-1], out=fresh[1:])
+            hits = hits[fresh]
         flat_visited[hits] = True
         touched.append(hits)
-        new_d = np.full(nb.shape, np.inf, np.float32)
-        asked = np.take(queries, np.take(rows, np.take(active, r)), axis=0)
-        new_d[r, c] = _dist(store, asked, nb[r, c], euclidean)
-        better = (new_d < worst[:, None]).any(axis=1)
-        if not better.any():
+        query_row = hits // width
+        found = hits - query_row * width
+        r = where[query_row]
+        asked = np.take(queries, query_row, axis=0)
+        found_d = _dist(store, asked, found, euclidean)
+        good = found_d < worst[r]
+        if not good.any():
             continue
-        m = np.nonzero(better)[0]
-        all_d = np.concatenate([beam_d[m], new_d[m]], axis=1)
-        part = np.argpartition(all_d, ef - 1, axis=1)[:, :ef]
-        all_ids = np.concatenate([beam_ids[m], nb[m]], axis=1)
-        all_x = np.concatenate([expanded[m], ~np.isfinite(new_d[m])], axis=1)
-        beam_d[m] = np.take_along_axis(all_d, part, axis=1)
-        beam_ids[m] = np.take_along_axis(all_ids, part, axis=1)
-        expanded[m] = np.take_along_axis(all_x, part, axis=1)
-        worst[m] = beam_d[m].max(axis=1)
+        r, found, found_d = r[good], found[good], found_d[good]
+        _merge(r, found, found_d, ef, beam_ids, beam_d, expanded, worst)
     flat_visited[np.concatenate(touched)] = False
     order = np.argsort(out_d, axis=1, kind="stable")
     return np.take_along_axis(out_ids, order, axis=1), np.take_along_axis(out_d, order, axis=1)
+
+
+def _merge(
+    r: Int64Array,
+    found: Int64Array,
+    found_d: F32Array,
+    ef: int,
+    beam_ids: Int64Array,
+    beam_d: F32Array,
+    expanded: npt.NDArray[np.bool_],
+    worst: F32Array,
+) -> None:
+    """Merge the new candidates ``found`` (of beam row ``r``, sorted by row) into the
+    beams in place: each improved row keeps its ``ef`` best, new entries unexpanded."""
+    counts = np.bincount(r, minlength=beam_d.shape[0])
+    rows = np.nonzero(counts)[0]
+    counts = counts[rows]
+    starts = np.cumsum(counts) - counts
+    which = np.repeat(np.arange(rows.shape[0]), counts)
+    pos = np.arange(r.shape[0]) - np.repeat(starts, counts)
+    more = int(counts.max())
+    new_d = np.full((rows.shape[0], more), np.inf, np.float32)
+    new_ids = np.full((rows.shape[0], more), -1, np.int64)
+    new_d[which, pos] = found_d
+    new_ids[which, pos] = found
+    all_d = np.concatenate([beam_d[rows], new_d], axis=1)
+    part = np.argpartition(all_d, ef - 1, axis=1)[:, :ef]
+    all_ids = np.concatenate([beam_ids[rows], new_ids], axis=1)
+    all_x = np.concatenate([expanded[rows], np.isinf(new_d)], axis=1)
+    kept_d = np.take_along_axis(all_d, part, axis=1)
+    beam_d[rows] = kept_d
+    beam_ids[rows] = np.take_along_axis(all_ids, part, axis=1)
+    expanded[rows] = np.take_along_axis(all_x, part, axis=1)
+    worst[rows] = kept_d.max(axis=1)
 
 
 def _rowdot(left: F32Array, right: F32Array) -> F32Array:
@@ -200,8 +292,17 @@ def _dist(store: VectorStore, queries: F32Array, ids: Int64Array, euclidean: boo
     return negated
 
 
-def _connect(graph: Graph, level: int, new: Int64Array, ids: Int64Array, dists: F32Array) -> None:
-    """Pick each new node's neighbours (beam plus chunk peers) and link both ways."""
+def _connect(
+    graph: Graph,
+    level: int,
+    new: Int64Array,
+    ids: Int64Array,
+    dists: F32Array,
+    pool: ThreadPoolExecutor | None = None,
+    threads: int = 1,
+) -> None:
+    """Pick each new node's neighbours (beam plus chunk peers) and link both ways; the
+    heuristic's rows are split over ``pool`` like the searches (each row is independent)."""
     layer = graph.layers[level]
     m = graph.m
     peers = graph.pair_distances(new)
@@ -212,11 +313,20 @@ def _connect(graph: Graph, level: int, new: Int64Array, ids: Int64Array, dists: 
         ids = np.concatenate([ids, new[near]], axis=1)
         dists = np.concatenate([dists, np.take_along_axis(peers, near, axis=1)], axis=1)
     ids = np.where(np.isfinite(dists), ids, -1)
-    pool = min(ids.shape[1], HEURISTIC_POOL * m)
-    order = np.argsort(dists, axis=1, kind="stable")[:, :pool]
+    closest = min(ids.shape[1], HEURISTIC_POOL * m)
+    order = np.argsort(dists, axis=1, kind="stable")[:, :closest]
     cand = np.take_along_axis(ids, order, axis=1)
     cand_d = np.take_along_axis(dists, order, axis=1)
-    kept = heuristic_mask(graph.store, cand, cand_d, m)
+    parts = min(threads, cand.shape[0] // MIN_PART)
+    if parts <= 1 or pool is None:
+        kept = heuristic_mask(graph.store, cand, cand_d, m)
+    else:
+        bounds = np.linspace(0, cand.shape[0], parts + 1).astype(np.int64).tolist()
+        futures = [
+            pool.submit(heuristic_mask, graph.store, cand[a:b], cand_d[a:b], m)
+            for a, b in itertools.pairwise(bounds)
+        ]
+        kept = np.concatenate([future.result() for future in futures])
     first = np.argsort(~kept, axis=1, kind="stable")[:, : layer.width]
     sel = np.take_along_axis(np.where(kept, cand, -1), first, axis=1)
     sel_d = np.take_along_axis(np.where(kept, cand_d, np.inf), first, axis=1)
