@@ -120,6 +120,16 @@ def _insert_chunk(
         graph.entry, graph.max_level = int(slots[top_index]), int(levels[top_index])
 
 
+def _parts(rows: int, threads: int, pool: ThreadPoolExecutor | None) -> list[tuple[int, int]]:
+    """Up to ``threads`` contiguous ``(start, end)`` parts of ``rows`` rows, each at least
+    :data:`MIN_PART` long; empty when the work stays on the calling thread."""
+    count = min(threads, rows // MIN_PART)
+    if count <= 1 or pool is None:
+        return []
+    bounds = np.linspace(0, rows, count + 1).astype(np.int64).tolist()
+    return list(itertools.pairwise(bounds))
+
+
 def _beams(
     graph: Graph,
     queries: F32Array,
@@ -137,13 +147,13 @@ def _beams(
     The parts only read the graph and each writes its own rows of ``visited``; numpy
     releases the GIL in the gathers and products that dominate a search.
     """
-    parts = min(threads, rows.shape[0] // MIN_PART)
-    if parts <= 1 or pool is None:
+    parts = _parts(rows.shape[0], threads, pool)
+    if not parts:
         return _beam(graph, queries, rows, entries, ef, level, visited)
-    bounds = np.linspace(0, rows.shape[0], parts + 1).astype(np.int64).tolist()
+    assert pool is not None
     futures = [
         pool.submit(_beam, graph, queries, rows[a:b], entries[a:b], ef, level, visited)
-        for a, b in itertools.pairwise(bounds)
+        for a, b in parts
     ]
     results = [future.result() for future in futures]
     return (
@@ -317,14 +327,13 @@ def _connect(
     order = np.argsort(dists, axis=1, kind="stable")[:, :closest]
     cand = np.take_along_axis(ids, order, axis=1)
     cand_d = np.take_along_axis(dists, order, axis=1)
-    parts = min(threads, cand.shape[0] // MIN_PART)
-    if parts <= 1 or pool is None:
+    parts = _parts(cand.shape[0], threads, pool)
+    if not parts:
         kept = heuristic_mask(graph.store, cand, cand_d, m)
     else:
-        bounds = np.linspace(0, cand.shape[0], parts + 1).astype(np.int64).tolist()
+        assert pool is not None
         futures = [
-            pool.submit(heuristic_mask, graph.store, cand[a:b], cand_d[a:b], m)
-            for a, b in itertools.pairwise(bounds)
+            pool.submit(heuristic_mask, graph.store, cand[a:b], cand_d[a:b], m) for a, b in parts
         ]
         kept = np.concatenate([future.result() for future in futures])
     first = np.argsort(~kept, axis=1, kind="stable")[:, : layer.width]
