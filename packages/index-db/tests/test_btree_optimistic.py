@@ -28,6 +28,14 @@ class CountingLock:
     def __exit__(self, *exc: Any) -> None:
         self.lock.release()
 
+    def acquire(self, blocking: bool = True) -> bool:
+        taken = self.lock.acquire(blocking)
+        self.taken += taken
+        return taken
+
+    def release(self) -> None:
+        self.lock.release()
+
 
 @pytest.fixture
 def fast_switching() -> Iterator[None]:
@@ -41,7 +49,7 @@ def fast_switching() -> Iterator[None]:
 
 def test_warm_gets_take_no_latch_and_writes_and_misses_fall_back() -> None:
     store = PageStore.memory(pool_pages=256)
-    tree = BTree.create(store)
+    tree = BTree.create(store, lookup_cache=0)  # the tree's own path; the cache is below
     items = [(b"%06d" % n, b"v%d" % n) for n in range(5000)]
     tree.bulk_load(items)
     tree.put(b"big", b"x" * 5000)  # an overflow value: read under the latch

@@ -23,6 +23,17 @@ change re-descends from the last key it returned.
 A write that fails half-way (an I/O error, a full pool, a corrupt page found while
 rebalancing) leaves nodes in memory that may not match their pages, so the tree marks
 itself broken and refuses further use; reopen it from the last checkpoint.
+
+Lookup cache (an adaptive hash index, as InnoDB's). A warm get still pays for the memory
+it touches: at a million keys the descent, the frame lookup and the leaf's binary search
+reach some thirty cache lines spread over the heap, which is most of a get's time. So a
+get that found an inline value remembers it in ``hot``, a dict of key to value, and the
+next get of that key is one dict lookup. Entries are added only under the latch and only
+while ``version`` is still the one the reader saw, so an entry is never older than the
+tree; every put and delete removes its key's entry while ``version`` is odd. The cache
+holds at most ``hot_budget`` bytes, counted as key + value + ``HOT_ENTRY_COST`` per entry
+(by default the buffer pool's size in bytes); when full it is emptied and refills with
+what gets ask for. Values in overflow pages are never cached.
 """
 
 from __future__ import annotations
@@ -55,6 +66,9 @@ _GIL = bool(getattr(sys, "_is_gil_enabled", lambda: True)())
 BRANCH_CACHE_LIMIT = 1 << 16
 """Branches kept decoded on the tree before the dict is cleared and refilled."""
 
+HOT_ENTRY_COST = 100
+"""Bytes counted per lookup-cache entry on top of its key and value (dict slot, objects)."""
+
 
 def _no_peek(page_id: int) -> Any:
     return None
@@ -63,7 +77,14 @@ def _no_peek(page_id: int) -> Any:
 class TreeCore:
     """State, latch and node I/O of one tree on one store."""
 
-    def __init__(self, store: PageStore, root: int, height: int, count: int) -> None:
+    def __init__(
+        self,
+        store: PageStore,
+        root: int,
+        height: int,
+        count: int,
+        lookup_cache: int | None = None,
+    ) -> None:
         payload = store.payload_size
         self.store = store
         self.root = root
@@ -87,6 +108,13 @@ class TreeCore:
         self.peek_unlocked: Callable[[int], Any] | None = (
             getattr(store, "peek_extra", None) if _GIL else None
         )
+        if lookup_cache is None:
+            lookup_cache = int(store.stats()["pool_capacity"]) * store.page_size
+        elif type(lookup_cache) is not int or lookup_cache < 0:
+            raise IndexUsageError(f"lookup_cache must be an int >= 0, got {lookup_cache!r}")
+        self.hot: dict[bytes, bytes] = {}
+        self.hot_budget = lookup_cache
+        self.hot_room = lookup_cache  # bytes the cache may still take
 
     # --- state -----------------------------------------------------------------------
     def check_usable(self) -> None:
@@ -119,6 +147,42 @@ class TreeCore:
     def meta(self) -> bytes:
         """The 20-byte meta record naming this tree."""
         return L.META.pack(L.META_MAGIC, L.META_VERSION, 0, self.root, self.count)
+
+    # --- lookup cache --------------------------------------------------------------------
+    def remember(self, key: bytes, value: bytes, version: int) -> None:
+        """Cache ``key`` -> ``value``, read without the latch at ``version``, if no write
+        began since. Takes the latch without waiting: a busy tree just skips the entry."""
+        if not self.latch.acquire(False):
+            return
+        try:
+            if self.version == version:
+                self.remember_latched(key, value)
+        finally:
+            self.latch.release()
+
+    def remember_latched(self, key: bytes, value: bytes) -> None:
+        """Cache ``key`` -> ``value``, read under the latch (held now)."""
+        cost = len(key) + len(value) + HOT_ENTRY_COST
+        room = self.hot_room - cost
+        if room < 0:
+            self.hot.clear()
+            room = self.hot_budget - cost
+            if room < 0:  # bigger than the whole budget (or the cache is off)
+                self.hot_room = self.hot_budget
+                return
+        self.hot[key] = value
+        self.hot_room = room
+
+    def forget(self, key: bytes) -> None:
+        """Drop ``key``'s cached value (a writer, latch held, ``version`` odd)."""
+        old = self.hot.pop(key, None)
+        if old is not None:
+            self.hot_room += len(key) + len(old) + HOT_ENTRY_COST
+
+    def forget_all(self) -> None:
+        """Empty the lookup cache (latch held)."""
+        self.hot.clear()
+        self.hot_room = self.hot_budget
 
     # --- reading nodes -----------------------------------------------------------------
     def _read(self, pid: int) -> Any:

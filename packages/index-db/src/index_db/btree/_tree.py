@@ -76,22 +76,27 @@ class BTree:
 
     # --- construction --------------------------------------------------------------------
     @classmethod
-    def create(cls, store: PageStore) -> BTree:
+    def create(cls, store: PageStore, *, lookup_cache: int | None = None) -> BTree:
         """Create an empty tree in ``store`` (one new page: an empty root leaf).
 
         Args:
             store: an open, writable page-db store.
+            lookup_cache: bytes the lookup cache may hold (since 1.3; see ``docs/API.md``):
+                None for the buffer pool's size in bytes, 0 to turn the cache off.
 
         Returns:
             The new tree. Save ``tree.meta()`` in a checkpoint to make it durable.
+
+        Raises:
+            IndexUsageError: ``lookup_cache`` is not an int >= 0.
         """
-        pid = store.allocate()
-        core = TreeCore(store, pid, 1, 0)
+        core = TreeCore(store, 0, 1, 0, lookup_cache)
+        pid = core.root = store.allocate()
         core.write_leaf(Leaf(pid, [], [], 0))
         return cls(core)
 
     @classmethod
-    def open(cls, store: PageStore, root: bytes | int) -> BTree:
+    def open(cls, store: PageStore, root: bytes | int, *, lookup_cache: int | None = None) -> BTree:
         """Open an existing tree.
 
         Args:
@@ -99,6 +104,7 @@ class BTree:
             root: the 20 bytes of :meth:`meta` (as saved in the checkpoint meta), or the
                 int :attr:`root` page id alone — then the key count is recounted by
                 walking the leaves, O(n).
+            lookup_cache: as for :meth:`create`.
 
         Returns:
             The tree.
@@ -106,6 +112,7 @@ class BTree:
         Raises:
             CorruptIndexError: the meta record or the root page is bad.
             TypeError: ``root`` is neither bytes nor an int.
+            IndexUsageError: ``lookup_cache`` is not an int >= 0.
         """
         if isinstance(root, (bytes, bytearray, memoryview)):
             raw = bytes(root)
@@ -118,7 +125,7 @@ class BTree:
             pid, count = root, -1
         else:
             raise TypeError(f"root must be meta bytes or a page id, not {type(root).__name__}")
-        core = TreeCore(store, pid, 1, max(count, 0))
+        core = TreeCore(store, pid, 1, max(count, 0), lookup_cache)
         core.height = _height_of(core)
         if count < 0:
             core.count = sum(len(leaf.keys) for leaf in _leaves(core))
@@ -184,10 +191,13 @@ class BTree:
         peek = core.peek_unlocked
         if version & 1 or peek is None:
             return self._get_latched(key, default)
-        # Optimistic: no latch. Only cached nodes are read, and the answer counts only if
-        # no write began or ended meanwhile (``version`` unchanged and even); anything
-        # else — a miss, an overflow value, an exception from a node caught mid-change —
-        # retries under the latch.
+        # Optimistic: no latch. First the lookup cache, then the cached nodes; an answer
+        # counts only if no write began or ended meanwhile (``version`` unchanged and
+        # even); anything else — a miss, an overflow value, an exception from a node
+        # caught mid-change — retries under the latch.
+        hit = core.hot.get(key)
+        if hit is not None and core.version == version:
+            return hit
         try:
             pid = core.root
             level = core.height - 1
@@ -200,16 +210,19 @@ class BTree:
             if leaf.__class__ is Leaf and leaf.pid == pid:
                 keys = leaf.keys
                 i = bisect_left(keys, key)
-                if i == len(keys) or keys[i] != key:
-                    val = default
-                else:
+                found = i != len(keys) and keys[i] == key
+                if found:
                     val = leaf.vals[i]
                     if type(val) is not bytes:
                         val = _MISSING
+                else:
+                    val = default
                 if core.version == version and val is not _MISSING:
                     ticks = core.ticks = core.ticks + 1
                     if not ticks & _TOUCH_EVERY:
                         core.peek(pid)  # tell the replacement policy the leaf is in use
+                    if found and core.hot_budget:
+                        core.remember(keys[i], val, version)
                     return val
         except Exception:  # a node seen mid-change: retry under the latch
             pass
@@ -238,6 +251,8 @@ class BTree:
                 return default
             val = leaf.vals[i]
             if type(val) is bytes:
+                if core.hot_budget:
+                    core.remember_latched(keys[i], val)
                 return val
             return read_chain(self._store, val.first, val.length, pid)  # type: ignore[union-attr]
 
@@ -262,6 +277,8 @@ class BTree:
                 core.check_usable()
             core.version += 1  # begin_write, inlined on this hot path
             try:
+                if core.hot:
+                    core.forget(key)
                 self._put(key, value)
             except BaseException as exc:
                 core.broken = exc
@@ -326,6 +343,8 @@ class BTree:
             core.check_usable()
             core.begin_write()
             try:
+                if core.hot:
+                    core.forget(key)
                 return self._delete(key)
             except BaseException as exc:
                 core.broken = exc
@@ -428,6 +447,7 @@ class BTree:
                 raise IndexUsageError("bulk_load needs an empty tree")
             core.begin_write()
             try:
+                core.forget_all()
                 return bulk_load(core, items, self._key, self._value)
             finally:
                 core.end_write()
@@ -440,6 +460,7 @@ class BTree:
             self._core.check_usable()
             self._core.begin_write()
             try:
+                self._core.forget_all()
                 return drop_tree(self._core)
             finally:
                 self._core.end_write()  # a dropped tree keeps its version odd
