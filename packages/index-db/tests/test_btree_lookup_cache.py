@@ -151,3 +151,24 @@ def test_a_writer_always_reads_its_own_write_beside_caching_readers() -> None:
         sys.setswitchinterval(old)
     assert not errors, errors[:5]
     assert all(tree.get(k) == b"%d" % last[k] for k in keys)
+
+
+def test_gets_under_the_latch_use_the_cache_too() -> None:
+    # As on a free-threaded build, where every get takes the latch.
+    store = PageStore.memory(pool_pages=256)
+    tree = BTree.create(store)
+    tree._core.peek_unlocked = None
+    tree.bulk_load((b"%05d" % n, b"v%d" % n) for n in range(3000))
+    assert tree.get(b"00500") == b"v500"
+    assert tree._core.hot == {b"00500": b"v500"}
+    tree._core.branches.clear()
+
+    def no_descent(pid: int, level: int) -> None:
+        raise AssertionError("a cached key descended the tree")
+
+    tree._core.branch = no_descent  # type: ignore[method-assign,assignment]
+    assert tree.get(b"00500") == b"v500"
+    del tree._core.branch
+    tree.put(b"00500", b"new")
+    assert tree.get(b"00500") == b"new"
+    assert tree._core.hot == {b"00500": b"new"}

@@ -233,6 +233,9 @@ class BTree:
         with core.latch:
             if core.broken is not None:
                 core.check_usable()
+            hit = core.hot.get(key)
+            if hit is not None:
+                return hit
             pid = core.root
             level = core.height - 1
             branches = core.branches
