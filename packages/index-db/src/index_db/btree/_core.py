@@ -217,12 +217,13 @@ class TreeCore:
                 page.extra = leaf
         return leaf
 
-    def leaf_path(self, key: bytes) -> tuple[Leaf, list[tuple[Branch, int]]]:
-        """The leaf where ``key`` belongs and the ``(branch, child_index)`` path to it.
+    def find_leaf(self, key: bytes) -> Leaf:
+        """The leaf where ``key`` belongs: the writers' hot path (latch held).
 
-        The writers' hot path: branch lookups inlined, the leaf peeked from its frame.
+        Branch lookups inlined, the leaf peeked from its frame. The lock-free peek is exact
+        here (writers hold the latch) but for page-db's documented race with eviction,
+        which the page id check catches.
         """
-        path: list[tuple[Branch, int]] = []
         pid = self.root
         level = self.height - 1
         branches = self.branches
@@ -230,16 +231,29 @@ class TreeCore:
             node = branches.get(pid)
             if node is None:
                 node = self.branch(pid, level)
+            pid = node.children[_bisect_right(node.keys, key)]
+            level -= 1
+        leaf = (self.peek_unlocked or self.peek)(pid)
+        if leaf.__class__ is not Leaf or leaf.pid != pid:
+            leaf = self.leaf(pid)
+        return leaf
+
+    def branch_path(self, key: bytes) -> list[tuple[Branch, int]]:
+        """The ``(branch, child_index)`` path from the root to ``key``'s leaf.
+
+        Built only when a write must split, merge or redistribute; a put or delete that
+        stays inside its leaf never pays for it.
+        """
+        path: list[tuple[Branch, int]] = []
+        pid = self.root
+        level = self.height - 1
+        while level:
+            node = self.branch(pid, level)
             index = _bisect_right(node.keys, key)
             path.append((node, index))
             pid = node.children[index]
             level -= 1
-        # The lock-free peek is exact here (writers hold the latch) but for page-db's
-        # documented race with eviction, which the page id check catches.
-        leaf = (self.peek_unlocked or self.peek)(pid)
-        if leaf.__class__ is not Leaf or leaf.pid != pid:
-            leaf = self.leaf(pid)
-        return leaf, path
+        return path
 
     def descend(self, key: bytes | None, path: list[list[Any]] | None, rightmost: bool) -> Leaf:
         """The leaf where ``key`` belongs (or the first / last leaf when ``key`` is None).

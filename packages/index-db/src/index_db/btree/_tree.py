@@ -291,7 +291,7 @@ class BTree:
 
     def _put(self, key: bytes, value: bytes) -> None:
         core = self._core
-        leaf, path = core.leaf_path(key)
+        leaf = core.find_leaf(key)
         keys = leaf.keys
         i = bisect_left(keys, key)
         found = i < len(keys) and keys[i] == key
@@ -317,7 +317,7 @@ class BTree:
             if leaf.used + size <= core.cap:
                 leaf_insert_in_place(payload, leaf, i, key, stored)
                 page.extra = leaf
-                fix = bool(path) and leaf.used < core.min_fill
+                fix = core.height > 1 and leaf.used < core.min_fill
             else:
                 leaf.keys.insert(i, key)
                 leaf.vals.insert(i, stored)
@@ -327,7 +327,7 @@ class BTree:
         if isinstance(old, OverflowRef):
             free_chain(self._store, old.first, old.length, leaf.pid)
         if fix:
-            fix_up(core, path, leaf)
+            fix_up(core, core.branch_path(key), leaf)
 
     def delete(self, key: bytes) -> bool:
         """Remove ``key``.
@@ -357,7 +357,7 @@ class BTree:
 
     def _delete(self, key: bytes) -> bool:
         core = self._core
-        leaf, path = core.leaf_path(key)
+        leaf = core.find_leaf(key)
         i = bisect_left(leaf.keys, key)
         if i == len(leaf.keys) or leaf.keys[i] != key:
             return False
@@ -367,8 +367,8 @@ class BTree:
         core.count -= 1
         if isinstance(old, OverflowRef):
             free_chain(self._store, old.first, old.length, leaf.pid)
-        if path and leaf.used < core.min_fill:
-            fix_up(core, path, leaf)
+        if core.height > 1 and leaf.used < core.min_fill:
+            fix_up(core, core.branch_path(key), leaf)
         return True
 
     # --- scans ---------------------------------------------------------------------------
