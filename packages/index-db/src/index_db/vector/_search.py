@@ -10,7 +10,9 @@ flag per entry and, per iteration, expands the ``batch`` closest *unexpanded* en
 ``W`` at once: their adjacency rows are gathered in one fancy-index, the unvisited
 neighbours (visited stamp array, ``stamp[slot] == epoch``) are sorted (so the row gather
 runs in slot order) and de-duplicated, scored in one product, and merged into ``W`` with
-one ``argpartition``.
+one ``argpartition``. Every gather is ``take``/``compress`` rather than fancy or boolean
+indexing (numpy's faster path for 1-D and row gathers, about 10% of a query at 100,000
+vectors).
 
 It stays a beam search with the classic stopping rule: a candidate that is not in ``W`` is
 farther than ``W``'s worst entry, which only ever improves, so it would never be expanded
@@ -68,50 +70,50 @@ def beam_search(
     euclidean = store.metric == 1
     offset = float(query @ query) if euclidean else 0.0
     probe = query * np.float32(2.0) if euclidean else -query
-    ids = np.array([n for _, n in entries], dtype=np.int64)
+    ids = np.array([n for _, n in entries], dtype=np.intp)
     dists = np.array([d - offset for d, _ in entries], dtype=np.float32)
     stamp[ids] = epoch
     if ids.size > ef:
         part = np.argpartition(dists, ef - 1)[:ef]
-        ids, dists = ids[part], dists[part]
+        ids, dists = ids.take(part), dists.take(part)
     expanded = np.zeros(ids.size, dtype=bool)
     worst = float(dists.max()) if ids.size >= ef else np.inf
-    take = vectors.take
     batch = max(1, batch)
     while True:
         todo = np.flatnonzero(~expanded)
         if not todo.size:
             break
         if todo.size > batch:
-            todo = todo[np.argpartition(dists[todo], batch - 1)[:batch]]
+            todo = todo.take(np.argpartition(dists.take(todo), batch - 1)[:batch])
         expanded[todo] = True
-        nodes = ids[todo]
-        rows = adj[nodes if row_of is None else row_of[nodes]]
-        fresh = rows[stamp[rows] != epoch]  # -1 padding reads the always-stamped last cell
+        nodes = ids.take(todo)
+        rows = adj.take(nodes if row_of is None else row_of.take(nodes), axis=0).ravel()
+        fresh = rows.compress(stamp.take(rows) != epoch)  # -1 padding: the stamped last cell
         if not fresh.size:
             continue
         fresh.sort()  # gather rows in slot order: kinder to the cache and prefetcher
         if todo.size > 1:  # two expanded nodes can share a neighbour: drop the repeats
-            repeat = np.empty(fresh.size, dtype=bool)
-            repeat[0] = False
-            np.equal(fresh[1:], fresh[:-1], out=repeat[1:])
-            fresh = fresh[~repeat]
+            first = np.empty(fresh.size, dtype=bool)
+            first[0] = True
+            np.not_equal(fresh[1:], fresh[:-1], out=first[1:])
+            fresh = fresh.compress(first)
+        fresh = fresh.astype(np.intp)  # index once as intp, not converted by every take
         stamp[fresh] = epoch
-        fresh_d = take(fresh, axis=0) @ probe
+        fresh_d = vectors.take(fresh, axis=0) @ probe
         if euclidean:
-            fresh_d = sqnorm[fresh] - fresh_d
+            fresh_d = sqnorm.take(fresh) - fresh_d
         if worst < np.inf:
             keep = fresh_d < worst
-            if not keep.any():
+            fresh, fresh_d = fresh.compress(keep), fresh_d.compress(keep)
+            if not fresh.size:
                 continue
-            fresh, fresh_d = fresh[keep], fresh_d[keep]
-        ids = np.concatenate([ids, fresh])
-        dists = np.concatenate([dists, fresh_d])
-        expanded = np.concatenate([expanded, np.zeros(fresh.size, dtype=bool)])
+        ids = np.concatenate((ids, fresh))
+        dists = np.concatenate((dists, fresh_d))
+        expanded = np.concatenate((expanded, np.zeros(fresh.size, dtype=bool)))
         if ids.size >= ef:
             if ids.size > ef:
                 part = np.argpartition(dists, ef - 1)[:ef]
-                ids, dists, expanded = ids[part], dists[part], expanded[part]
+                ids, dists, expanded = ids.take(part), dists.take(part), expanded.take(part)
             worst = float(dists.max())
     order = np.argsort(dists, kind="stable")
-    return list(zip((dists[order] + offset).tolist(), ids[order].tolist(), strict=True))
+    return list(zip((dists.take(order) + offset).tolist(), ids.take(order).tolist(), strict=True))
