@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 import threading
@@ -22,7 +23,9 @@ def test_a_repeated_get_is_one_dict_lookup_without_the_latch() -> None:
     tree.bulk_load((b"%05d" % n, b"v%d" % n) for n in range(3000))
     lock = CountingLock()
     tree._core.latch = lock  # type: ignore[assignment]
-    assert tree.get(b"00042") == b"v42"  # found in the tree: remembered under the latch
+    assert tree.get(b"00042") == b"v42"  # found once: the doorkeeper marks it
+    assert lock.taken == 0 and not tree._core.hot
+    assert tree.get(b"00042") == b"v42"  # found again: remembered under the latch
     assert lock.taken == 1
     tree._core.branches.clear()  # a descent would now need the latch
     for _ in range(3):
@@ -37,8 +40,9 @@ def test_puts_and_deletes_are_never_hidden_by_a_cached_value() -> None:
     store = PageStore.memory(pool_pages=256)
     tree = BTree.create(store)
     tree.bulk_load((b"%05d" % n, b"v%d" % n) for n in range(3000))
-    for n in range(0, 3000, 7):
-        tree.get(b"%05d" % n)
+    for _ in range(2):  # the second find caches
+        for n in range(0, 3000, 7):
+            tree.get(b"%05d" % n)
     assert len(tree._core.hot) == len(range(0, 3000, 7))
     tree.put(b"00007", b"new")  # replaced in place
     tree.put(b"00014", b"a longer value than before")  # cell moved
@@ -48,7 +52,7 @@ def test_puts_and_deletes_are_never_hidden_by_a_cached_value() -> None:
         tree.put(b"%05d" % n, b"w")
     for n in range(35, 2000, 7):  # merges and redistributions move them again
         tree.delete(b"%05d" % n)
-    for _ in range(2):  # once from the tree, once from the cache
+    for _ in range(3):  # from the tree, into the cache, from the cache
         assert tree.get(b"00007") == b"new"
         assert tree.get(b"00014") == b"a longer value than before"
         assert tree.get(b"00021") == b"x" * 5000
@@ -70,11 +74,13 @@ def test_the_cache_stays_within_its_byte_budget() -> None:
     tree = BTree.create(store, lookup_cache=10 * entry)
     tree.bulk_load((b"%05d" % n, b"%020d" % n) for n in range(1000))
     for n in range(1000):
-        assert tree.get(b"%05d" % n) == b"%020d" % n
+        for _ in range(2):
+            assert tree.get(b"%05d" % n) == b"%020d" % n
         assert len(tree._core.hot) <= 10
     assert tree._core.hot  # it refills after emptying
     off = BTree.open(store, tree.meta(), lookup_cache=0)
-    assert off.get(b"00001") == b"%020d" % 1
+    for _ in range(3):
+        assert off.get(b"00001") == b"%020d" % 1
     assert not off._core.hot
     default = BTree.open(store, tree.meta())
     assert default._core.hot_budget == 256 * store.page_size  # the pool's size in bytes
@@ -114,7 +120,7 @@ def test_a_writer_always_reads_its_own_write_beside_caching_readers() -> None:
     store = PageStore.memory(pool_pages=1024)
     tree = BTree.create(store)
     tree._core.latch = SlowToCacheLock()  # type: ignore[assignment]
-    keys = [b"k%04d" % n for n in range(200)]
+    keys = [b"k%04d" % n for n in range(8)]  # few keys: readers and the writer collide
     tree.bulk_load((k, b"0") for k in keys)
     stop = threading.Event()
     errors: list[str] = []
@@ -160,6 +166,8 @@ def test_gets_under_the_latch_use_the_cache_too() -> None:
     tree._core.peek_unlocked = None
     tree.bulk_load((b"%05d" % n, b"v%d" % n) for n in range(3000))
     assert tree.get(b"00500") == b"v500"
+    assert not tree._core.hot  # the doorkeeper's first find
+    assert tree.get(b"00500") == b"v500"
     assert tree._core.hot == {b"00500": b"v500"}
     tree._core.branches.clear()
 
@@ -171,4 +179,34 @@ def test_gets_under_the_latch_use_the_cache_too() -> None:
     del tree._core.branch
     tree.put(b"00500", b"new")
     assert tree.get(b"00500") == b"new"
-    assert tree._core.hot == {b"00500": b"new"}
+    assert tree._core.hot == {b"00500": b"new"}  # its doorkeeper bucket is still marked
+
+
+def test_keys_found_once_are_not_cached_and_the_doorkeeper_starts_over() -> None:
+    store = PageStore.memory(pool_pages=256)
+    tree = BTree.create(store, lookup_cache=1000 * (HOT_ENTRY_COST + 10))
+    core = tree._core
+    buckets = 8 * len(core.seen)  # one bit each
+
+    def marked() -> int:
+        return sum(bin(byte).count("1") for byte in core.seen)
+
+    assert buckets == 1 << max(
+        10, (2 * 1000 * (HOT_ENTRY_COST + 10) // HOT_ENTRY_COST).bit_length()
+    )
+    keys = [b"%06d" % n for n in range(4 * buckets)]
+    tree.bulk_load((k, b"v") for k in keys)
+    for key in keys[: buckets // 4]:  # one find each: marks, no entries
+        assert tree.get(key) == b"v"
+    assert len(core.hot) < buckets // 4 // 5  # only keys whose bucket another key marked
+    assert buckets // 5 < marked() <= buckets // 4
+    for key in keys[: buckets // 4]:  # a second find each: cached
+        tree.get(key)
+    assert len(core.hot) == buckets // 4
+    counts = []
+    for n, key in enumerate(keys[buckets // 4 :]):  # many more: wiped at half marked
+        tree.get(key)
+        if n % 64 == 0:
+            counts.append(marked())
+    assert max(counts) <= buckets // 2
+    assert any(b < a for a, b in itertools.pairwise(counts))  # it started over

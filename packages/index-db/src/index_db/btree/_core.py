@@ -28,7 +28,9 @@ Lookup cache (an adaptive hash index, as InnoDB's). A warm get still pays for th
 it touches: at a million keys the descent, the frame lookup and the leaf's binary search
 reach some thirty cache lines spread over the heap, which is most of a get's time. So a
 get that found an inline value remembers it in ``hot``, a dict of key to value, and the
-next get of that key is one dict lookup. Entries are added only under the latch and only
+next get of that key is one dict lookup. A doorkeeper (as TinyLFU's: a bit per hash
+bucket, reset when half are marked) admits a key on its second find, so gets of keys read
+once pay only for a bucket mark. Entries are added only under the latch and only
 while ``version`` is still the one the reader saw, so an entry is never older than the
 tree; every put and delete removes its key's entry while ``version`` is odd. The cache
 holds at most ``hot_budget`` bytes, counted as key + value + ``HOT_ENTRY_COST`` per entry
@@ -115,6 +117,13 @@ class TreeCore:
         self.hot: dict[bytes, bytes] = {}
         self.hot_budget = lookup_cache
         self.hot_room = lookup_cache  # bytes the cache may still take
+        # The doorkeeper (as TinyLFU's): one bit per hash bucket of keys found once, at
+        # most 128 KiB so it stays in the CPU cache. A key is cached on its second find,
+        # so keys read once never take room in the cache.
+        slots = 1 << max(10, min(20, (2 * lookup_cache // HOT_ENTRY_COST).bit_length()))
+        self.seen = bytearray(slots // 8 if lookup_cache else 0)
+        self.seen_mask = slots - 1
+        self.seen_room = slots // 2  # marks left before the doorkeeper starts over
 
     # --- state -----------------------------------------------------------------------
     def check_usable(self) -> None:
@@ -149,19 +158,47 @@ class TreeCore:
         return L.META.pack(L.META_MAGIC, L.META_VERSION, 0, self.root, self.count)
 
     # --- lookup cache --------------------------------------------------------------------
+    def admit(self, key: bytes) -> bool:
+        """Whether a key just found in the tree goes into the cache: yes if its doorkeeper
+        bucket was marked by an earlier find; otherwise mark it and say no. (``get``'s
+        lock-free path inlines this.)"""
+        seen = self.seen
+        bucket = hash(key) & self.seen_mask
+        bit = 1 << (bucket & 7)
+        if seen[bucket >> 3] & bit:
+            return True
+        seen[bucket >> 3] |= bit
+        self.seen_room -= 1
+        if self.seen_room <= 0:
+            self.forget_marks()
+        return False
+
+    def forget_marks(self) -> None:
+        """Clear the doorkeeper once half its buckets are marked, as TinyLFU resets."""
+        seen = self.seen
+        seen[:] = bytes(len(seen))
+        self.seen_room = len(seen) * 4
+
     def remember(self, key: bytes, value: bytes, version: int) -> None:
-        """Cache ``key`` -> ``value``, read without the latch at ``version``, if no write
-        began since. Takes the latch without waiting: a busy tree just skips the entry."""
+        """Cache ``key`` -> ``value`` (admitted by the doorkeeper), read without the latch
+        at ``version``, if no write began since. Takes the latch without waiting: a busy
+        tree just skips the entry."""
         if not self.latch.acquire(False):
             return
         try:
             if self.version == version:
-                self.remember_latched(key, value)
+                self.keep(key, value)
         finally:
             self.latch.release()
 
     def remember_latched(self, key: bytes, value: bytes) -> None:
-        """Cache ``key`` -> ``value``, read under the latch (held now)."""
+        """Cache ``key`` -> ``value``, read under the latch (held now), once admitted."""
+        if not self.admit(key):
+            return
+        self.keep(key, value)
+
+    def keep(self, key: bytes, value: bytes) -> None:
+        """Put ``key`` -> ``value`` in the cache (latch held), emptying it when full."""
         cost = len(key) + len(value) + HOT_ENTRY_COST
         room = self.hot_room - cost
         if room < 0:

@@ -222,7 +222,17 @@ class BTree:
                     if not ticks & _TOUCH_EVERY:
                         core.peek(pid)  # tell the replacement policy the leaf is in use
                     if found and core.hot_budget:
-                        core.remember(keys[i], val, version)
+                        # The doorkeeper inlined: a first find only marks its bucket.
+                        seen = core.seen
+                        bucket = hash(key) & core.seen_mask
+                        bit = 1 << (bucket & 7)
+                        if seen[bucket >> 3] & bit:
+                            core.remember(keys[i], val, version)
+                        else:
+                            seen[bucket >> 3] |= bit
+                            core.seen_room -= 1
+                            if core.seen_room <= 0:
+                                core.forget_marks()
                     return val
         except Exception:  # a node seen mid-change: retry under the latch
             pass
