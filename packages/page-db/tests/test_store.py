@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -224,6 +226,31 @@ def test_closed_store_raises(path: Path) -> None:
     for call in (lambda: store.read(pid), store.allocate, store.checkpoint):
         with pytest.raises(StoreClosedError):
             call()
+
+
+def test_close_releases_the_pool_memory_at_once(path: Path) -> None:
+    # Even while the store object is still referenced (as after a `with` block), and
+    # without a garbage collection: the frames' buffers are freed by reference counting.
+    collecting = gc.isenabled()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        store = PageStore.open(path, pool_pages=600)
+        for _ in range(500):
+            store.allocate()
+        with store.read(1) as page:
+            page.extra = ["decoded"]
+        before = tracemalloc.get_traced_memory()[0]
+        store.close()
+        released = before - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        if collecting:
+            gc.enable()
+    assert released >= 500 * 4096
+    with pytest.raises(StoreClosedError):
+        store.read(1)
+    store.close()
 
 
 def test_creation_leaves_no_temp_file(path: Path) -> None:

@@ -502,13 +502,21 @@ class PageStore(BufferPool):
             }
 
     def close(self) -> None:
-        """Close the file. Changes since the last checkpoint are discarded. Idempotent."""
+        """Close the file and release the buffer pool's memory (since 1.2.1 at once, even
+        while the store object is still referenced). Changes since the last checkpoint
+        are discarded. Idempotent."""
         with self._lock:
             if isinstance(self._failure, StoreClosedError):
                 return
             self._failure = StoreClosedError("the page store is closed")
+            # Release the pool now, not when the store object goes: drop the frames and
+            # break each frame <-> guard cycle, so reference counting frees the buffers
+            # without waiting for a garbage collection.
             for frame in self._frames:
                 frame.extra = None
+                del frame.reader, frame.writer
+            self._frames = []
+            self._empty.clear()
             self._resident.clear()
             self._pages.close()
 
