@@ -17,7 +17,8 @@ is freed and the tree is left empty, as before the call.
 Python's cyclic garbage collector is paused while the load runs (and restored after, if
 it was on). A load creates millions of tracked objects that all stay alive, and every
 collection the allocations trigger would re-scan them: on 1M keys that was half the
-load's time. Nothing a load creates is cyclic garbage.
+load's time. Nothing a load creates is cyclic garbage. When the collector is switched
+back on, the objects are moved to its oldest generation unscanned (``_promote_unscanned``).
 """
 
 from __future__ import annotations
@@ -164,10 +165,26 @@ def bulk_load(
         raise
     finally:
         if collecting:
+            _promote_unscanned()
             gc.enable()
     core.root, core.height, core.count = root, height, count
     core.shape += 1
     return count
+
+
+def _promote_unscanned() -> None:
+    """Move every object the collector tracks to its oldest generation without a scan.
+
+    The load leaves a few hundred thousand new tracked objects (nodes, their lists, the
+    pool's new frames) in the youngest generation, all alive; the first collection after
+    ``gc.enable()`` would walk every one of them (0.15-0.2 s at 1M keys). ``freeze`` then
+    ``unfreeze`` moves them to the oldest generation instead, where full collections
+    still see them. Skipped when the process froze objects itself (``unfreeze`` would
+    thaw those too).
+    """
+    if not gc.get_freeze_count():
+        gc.freeze()
+        gc.unfreeze()
 
 
 def _stream(
