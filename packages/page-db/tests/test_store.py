@@ -228,6 +228,12 @@ def test_closed_store_raises(path: Path) -> None:
             call()
 
 
+def test_pool_pages_is_the_capacity_asked_for(path: Path) -> None:
+    with PageStore.open(path, pool_pages=37) as store:
+        assert store.pool_pages == 37 == store.stats()["pool_capacity"]
+    assert PageStore.memory().pool_pages == 2048  # the documented default
+
+
 def test_close_releases_the_pool_memory_at_once(path: Path) -> None:
     # Even while the store object is still referenced (as after a `with` block), and
     # without a garbage collection: the frames' buffers are freed by reference counting.

@@ -465,6 +465,12 @@ class PageStore(BufferPool):
         """Usable bytes per page: ``page_size - PAGE_HEADER_SIZE``."""
         return self._page_size - L.PAGE_HEADER_SIZE
 
+    @property
+    def pool_pages(self) -> int:
+        """The buffer pool's capacity in frames, as opened (since 1.3); O(1), unlike
+        ``stats()["pool_capacity"]``, which also walks the resident frames."""
+        return self._capacity
+
     def stats(self) -> dict[str, Any]:
         """Counters and sizes, for metrics and debugging.
 
@@ -502,7 +508,7 @@ class PageStore(BufferPool):
             }
 
     def close(self) -> None:
-        """Close the file and release the buffer pool's memory (since 1.2.1 at once, even
+        """Close the file and release the buffer pool's memory (since 1.3 at once, even
         while the store object is still referenced). Changes since the last checkpoint
         are discarded. Idempotent."""
         with self._lock:

@@ -111,7 +111,10 @@ class TreeCore:
             getattr(store, "peek_extra", None) if _GIL else None
         )
         if lookup_cache is None:
-            lookup_cache = int(store.stats()["pool_capacity"]) * store.page_size
+            pool = getattr(store, "pool_pages", None)  # page-db >= 1.3; O(1)
+            if pool is None:
+                pool = store.stats()["pool_capacity"]
+            lookup_cache = int(pool) * store.page_size
         elif type(lookup_cache) is not int or lookup_cache < 0:
             raise IndexUsageError(f"lookup_cache must be an int >= 0, got {lookup_cache!r}")
         self.hot: dict[bytes, bytes] = {}
