@@ -316,8 +316,17 @@ def test_meta_and_reopen_after_checkpoint(tmp_path: object) -> None:
         tree = BTree.open(store, store.meta)
         tree.verify()
         check_equal(tree, model)
+        calls = []
+        stats = store.stats
+
+        def counted_stats() -> dict[str, object]:
+            calls.append(1)
+            return stats()
+
+        store.stats = counted_stats  # type: ignore[method-assign]
         by_root = BTree.open(store, tree.root)  # int root: the count is recounted
         assert len(by_root) == len(model)
+        assert len(calls) <= 1  # not once per leaf: stats() walks the whole pool
 
 
 def test_open_rejects_bad_meta(store: PageStore, tree: BTree) -> None:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import sys
 import threading
 from bisect import bisect_right as _bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from page_db import InvalidPageIdError, PageStore
@@ -313,6 +313,34 @@ class TreeCore:
             pid = node.children[index]
             level -= 1
         return self.leaf(pid)
+
+    def read_height(self) -> int:
+        """Read the root page's level to learn the tree's height."""
+        try:
+            page = self.store.read(self.root)
+        except Exception as exc:
+            raise CorruptIndexError(f"root page {self.root} cannot be read: {exc}") from exc
+        with page:
+            kind, level = page.payload[0], page.payload[1]
+        if kind == L.KIND_LEAF and level == 0:
+            return 1
+        if kind == L.KIND_BRANCH and 1 <= level < L.MAX_HEIGHT:
+            return int(level) + 1
+        raise CorruptIndexError("root page is not a B+tree node", page_id=self.root)
+
+    def leaves(self) -> Iterator[Leaf]:
+        """Every leaf, left to right by sibling links (a cycle raises)."""
+        leaf = self.descend(None, None, False)
+        limit = self.store.stats()["pages"]  # once: stats() walks the pool's frames
+        seen = 0
+        while True:
+            yield leaf
+            seen += 1
+            if not leaf.next:
+                return
+            if seen > limit:
+                raise CorruptIndexError("sibling links form a cycle", page_id=leaf.pid)
+            leaf = self.leaf(leaf.next)
 
     # --- writing nodes -------------------------------------------------------------------
     def write_leaf(self, leaf: Leaf) -> None:

@@ -126,9 +126,9 @@ class BTree:
         else:
             raise TypeError(f"root must be meta bytes or a page id, not {type(root).__name__}")
         core = TreeCore(store, pid, 1, max(count, 0), lookup_cache)
-        core.height = _height_of(core)
+        core.height = core.read_height()
         if count < 0:
-            core.count = sum(len(leaf.keys) for leaf in _leaves(core))
+            core.count = sum(len(leaf.keys) for leaf in core.leaves())
         return cls(core)
 
     # --- state ---------------------------------------------------------------------------
@@ -497,31 +497,3 @@ class BTree:
         with self._core.latch:
             self._core.check_usable()
             return verify_tree(self._core, other_pages)
-
-
-def _height_of(core: TreeCore) -> int:
-    """Read the root page's level to learn the tree's height."""
-    try:
-        page = core.store.read(core.root)
-    except Exception as exc:
-        raise CorruptIndexError(f"root page {core.root} cannot be read: {exc}") from exc
-    with page:
-        kind, level = page.payload[0], page.payload[1]
-    if kind == L.KIND_LEAF and level == 0:
-        return 1
-    if kind == L.KIND_BRANCH and 1 <= level < L.MAX_HEIGHT:
-        return int(level) + 1
-    raise CorruptIndexError("root page is not a B+tree node", page_id=core.root)
-
-
-def _leaves(core: TreeCore) -> Iterator[Leaf]:
-    leaf = core.descend(None, None, False)
-    seen = 0
-    while True:
-        yield leaf
-        seen += 1
-        if not leaf.next:
-            return
-        if seen > core.store.stats()["pages"]:
-            raise CorruptIndexError("sibling links form a cycle", page_id=leaf.pid)
-        leaf = core.leaf(leaf.next)
