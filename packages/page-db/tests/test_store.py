@@ -51,6 +51,26 @@ def test_new_page_is_zero_and_payload_size(path: Path) -> None:
             assert page.page_id == pid
 
 
+def test_allocated_page_is_zero_in_a_reused_or_evicted_frame(path: Path) -> None:
+    # A new frame's buffer starts zeroed and allocate() skips the copy for it; a frame
+    # handed back by free() or taken from an evicted page still holds the old bytes.
+    with PageStore.open(path, pool_pages=2) as store:
+        junk = b"\xa5" * store.payload_size
+        a, b = store.allocate(), store.allocate()
+        for pid in (a, b):
+            with store.write(pid) as page:
+                page.payload[:] = junk
+                page.lsn = 77
+        store.free(b)
+        reused = store.allocate()  # takes the frame free() released
+        c = store.allocate()  # the pool is full: evicts a, a dirty page
+        for pid in (reused, c):
+            assert read_payload(store, pid) == bytes(store.payload_size)
+            with store.read(pid) as page:
+                assert page.lsn == 0
+        assert read_payload(store, a) == junk
+
+
 def test_checkpoint_survives_reopen_and_uncheckpointed_changes_do_not(path: Path) -> None:
     with PageStore.open(path) as store:
         a, b = store.allocate(), store.allocate()

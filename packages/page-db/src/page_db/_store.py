@@ -204,8 +204,10 @@ class PageStore(BufferPool):
         """
         with self._lock:
             self._check_writable()
+            fresh = not self._empty and len(self._frames) < self._capacity
             frame = self._take_frame()
-            frame.buf[:] = self._zero_page
+            if not fresh:  # a new frame's buffer is zeros already; a reused one is not
+                frame.buf[:] = self._zero_page
             if self._free_ids:
                 page_id = self._free_ids.pop()
             elif self._page_table.next_page_id > L.MAX_PAGE_ID:
