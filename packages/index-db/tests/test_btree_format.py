@@ -29,6 +29,12 @@ GOLDEN_LEAF = bytes.fromhex(
     "4c0002001c00000008000000000000001c002400000000000000000001000100000061310200"
     "88130080626309000000"
 )
+# A leaf {b"a": b"1", b"b": b"2"}, sibling 8, in a 48-byte payload: cells of one width,
+# which the encoder lays out from a cached slot array (the bulk-load case).
+GOLDEN_FIXED_LEAF = bytes.fromhex(
+    "4c000200200000000800000000000000200028000000000000000000000000000100010000006131"
+    "0100010000006232"
+)
 # A level-1 branch: children 4 | "m" | 5 | "tx" | 6, in a 40-byte payload.
 GOLDEN_BRANCH = bytes.fromhex(
     "42010200000000000000000000000000040000000500000006000000010002006d74780000000000"
@@ -47,6 +53,38 @@ def test_golden_leaf() -> None:
     assert leaf.keys == [b"a", b"bc"]
     assert leaf.vals == [b"1", OverflowRef(9, 5000)]
     assert leaf.next == 8 and leaf.top == 28 and leaf.garbage == 0
+
+
+def test_golden_fixed_width_leaf() -> None:
+    buf = bytearray(48)
+    encode_leaf(memoryview(buf), Leaf(7, [b"a", b"b"], [b"1", b"2"], 8))
+    assert bytes(buf) == GOLDEN_FIXED_LEAF
+    leaf = decode_leaf(GOLDEN_FIXED_LEAF, 7)
+    assert leaf.keys == [b"a", b"b"] and leaf.vals == [b"1", b"2"] and leaf.top == 32
+
+
+@given(
+    st.integers(0, 12),
+    st.integers(0, 80),
+    st.sampled_from([48, 200, 4064]),
+    st.integers(0, 90),
+)
+def test_fixed_width_leaf_layout_matches_slot_by_slot(
+    key_size: int, value_size: int, payload: int, count: int
+) -> None:
+    # Every cell the same width: the cached slot array must equal the offsets one by one.
+    width = L.CELL_HEADER_SIZE + key_size + value_size
+    count = min(count, (L.capacity(payload)) // (width + L.SLOT_SIZE), 256**key_size)
+    keys = [i.to_bytes(key_size, "big") for i in range(count)]
+    buf = bytearray(b"\xee" * payload)
+    leaf = Leaf(3, keys, [bytes([i % 251]) * value_size for i in range(count)], 4)
+    encode_leaf(memoryview(buf), leaf)
+    top = payload - count * width
+    slots = [int.from_bytes(buf[16 + 2 * i : 18 + 2 * i], "little") for i in range(count)]
+    assert slots == [top + i * width for i in range(count)]
+    assert bytes(buf[16 + 2 * count : top]) == bytes(top - 16 - 2 * count)
+    back = decode_leaf(bytes(buf), 3)
+    assert back.keys == leaf.keys and back.vals == leaf.vals and back.top == top
 
 
 def test_golden_branch() -> None:

@@ -229,23 +229,28 @@ def _prepare(
         vals: list[Value] = [value for _, value in chunk]
     except (TypeError, ValueError):
         raise TypeError("bulk_load items must be (key, value) pairs") from None
-    if set(map(type, keys)) != {bytes} or max(map(len, keys)) > core.max_key:
+    if set(map(type, keys)) != {bytes}:
         keys = [check_key(key) for key in keys]
-    if set(map(type, vals)) != {bytes} or max(map(len, vals)) > L.MAX_VALUE_SIZE:  # type: ignore[arg-type]
+    if set(map(type, vals)) != {bytes}:
         vals = [check_value(value) for value in vals]
+    # Lengths once, for the size checks and the cells. ``max`` is the slow part (a rich
+    # comparison per item); ``count`` of the first length proves most chunks need none.
+    n = len(keys)
+    klens = list(map(len, keys))
+    vlens = list(map(len, vals))  # type: ignore[arg-type]
+    klen, vlen = klens[0], vlens[0]
+    fixed_keys = klens.count(klen) == n
+    fixed_vals = vlens.count(vlen) == n
+    if (klen if fixed_keys else max(klens)) > core.max_key:
+        keys = [check_key(key) for key in keys]  # raises KeyTooLargeError
+    if (vlen if fixed_vals else max(vlens)) > L.MAX_VALUE_SIZE:
+        vals = [check_value(value) for value in vals]  # raises ValueTooLargeError
     if (prev is not None and keys[0] <= prev) or not all(
         map(operator.lt, keys, islice(keys, 1, None))
     ):
         raise IndexUsageError("bulk_load input must be sorted by key, with no duplicates")
-    klens = list(map(len, keys))
-    vlens = list(map(len, vals))  # type: ignore[arg-type]
-    klen, vlen = klens[0], vlens[0]
     limit = core.max_cell - L.SLOT_SIZE
-    if (
-        klens.count(klen) == len(klens)
-        and vlens.count(vlen) == len(vlens)
-        and L.CELL_HEADER_SIZE + klen + vlen <= limit
-    ):
+    if fixed_keys and fixed_vals and L.CELL_HEADER_SIZE + klen + vlen <= limit:
         # Fixed-width records: one compiled struct packs each whole cell in one C call,
         # 2.5x faster than a header and two concatenations.
         pack = _cell_struct(klen, vlen).pack

@@ -27,6 +27,7 @@ instead of producing wrong answers.
 
 from __future__ import annotations
 
+import functools
 import operator
 import struct
 from itertools import accumulate, islice, pairwise
@@ -174,14 +175,28 @@ def lay_out_leaf(payload: memoryview, leaf: Leaf, cells: list[bytes]) -> None:
     if top < slots_end:
         raise AssertionError("leaf does not fit its page")  # callers split first
     _HDR_PACK_INTO(payload, 0, L.KIND_LEAF, 0, n, top, 0, leaf.next, 0)
-    if n:
-        offsets = accumulate(map(len, cells[:-1]), initial=top)
-        payload[_H:slots_end] = struct.pack(f"<{n}H", *offsets)
-    payload[slots_end:top] = bytes(top - slots_end)
+    widths = list(map(len, cells))
+    if n and widths.count(widths[0]) == n:
+        # Every cell one width (fixed-size records, the common bulk-load case): the slot
+        # array and the gap after it depend only on (n, width, end), so build them once.
+        payload[_H:top] = _fixed_slots(n, widths[0], end)
+    else:
+        if n:
+            offsets = accumulate(widths[:-1], initial=top)
+            payload[_H:slots_end] = struct.pack(f"<{n}H", *offsets)
+        payload[slots_end:top] = bytes(top - slots_end)
     payload[top:end] = blob
     leaf.top = top
     leaf.garbage = 0
     leaf.used = len(blob) + L.SLOT_SIZE * n
+
+
+@functools.lru_cache(maxsize=256)
+def _fixed_slots(n: int, width: int, end: int) -> bytes:
+    """The slot array of ``n`` cells of ``width`` bytes packed down from ``end``, followed
+    by the zero gap up to the heap's top."""
+    top = end - n * width
+    return struct.pack(f"<{n}H", *range(top, end, width)) + bytes(top - _H - L.SLOT_SIZE * n)
 
 
 def leaf_insert_in_place(payload: memoryview, leaf: Leaf, i: int, key: bytes, val: Value) -> None:
