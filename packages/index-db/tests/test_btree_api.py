@@ -222,6 +222,38 @@ def test_bulk_load_packs_leaves(store: PageStore, tree: BTree) -> None:
     tree.verify()
 
 
+@pytest.mark.parametrize("fill_factor", [0.5, 0.75, 0.9])
+def test_bulk_load_fill_leaves_room_for_inserts(fill_factor: float) -> None:
+    items = [(b"%08d" % (2 * n), b"x" * 100) for n in range(6000)]
+    trees = []
+    for factor in (fill_factor, 1.0):
+        store = PageStore.memory(pool_pages=1024)
+        tree = BTree.create(store)
+        tree.bulk_load(items, fill=factor)
+        stats = tree.verify()
+        assert factor - 0.07 <= stats["leaf_fill"] <= factor
+        trees.append((store, tree, stats["pages"]))
+    # One new key after every 40th old one: no leaf (16 to 34 entries) takes two.
+    new = [b"%08d" % (2 * n + 1) for n in range(0, 6000, 40)]
+    for _, tree, _ in trees:
+        for key in new:
+            tree.put(key, b"y" * 100)
+        assert len(tree) == len(items) + len(new)
+        tree.verify()
+    (store, _, pages), (full_store, _, full_pages) = trees
+    assert store.stats()["pages"] == pages  # room everywhere: no leaf split
+    assert full_store.stats()["pages"] > full_pages + len(new) // 2  # packed: nearly all split
+
+
+@pytest.mark.parametrize("bad", [0.49, 1.01, 0, float("nan"), "0.9", True, None])
+def test_bulk_load_rejects_a_bad_fill(tree: BTree, bad: object) -> None:
+    with pytest.raises(IndexUsageError, match="fill"):
+        tree.bulk_load([(b"a", b"b")], fill=bad)  # type: ignore[arg-type]
+    assert len(tree) == 0
+    tree.bulk_load([(b"a", b"b")], fill=1)
+    assert tree.get(b"a") == b"b"
+
+
 @pytest.mark.parametrize("fixed_width", [True, False])
 def test_bulk_load_writes_the_same_leaf_bytes_as_the_general_encoder(fixed_width: bool) -> None:
     # Fixed-width records take a faster cell packer; the pages must not differ.

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-Entries stream into the current leaf until the next one would not fit its page; the leaf
+Entries stream into the current leaf until the next one would not fit its page (or its
+``fill`` share of the page, a fill factor that leaves room for later inserts); the leaf
 is then complete (so leaves come out full up to the last entry that fits, well above the
 90% the format promises for 100-byte values) and a new page starts the next. A complete
 leaf is written one step late, once the next leaf's page id — its sibling link — is known.
@@ -45,8 +46,11 @@ _PLUS_SLOT = L.SLOT_SIZE.__add__
 
 
 class _Builder:
-    def __init__(self, core: TreeCore) -> None:
+    def __init__(self, core: TreeCore, fill: float = 1.0) -> None:
         self.core = core
+        # Bytes of slots and cells a leaf takes before the next one starts. With fill >= 0.5
+        # and cells of at most a quarter of the capacity, every leaf gets two or more.
+        self.leaf_limit = int(core.cap * fill)
         self.allocated: list[int] = []
         self.bounds: list[tuple[int, bytes, bytes]] = []  # leaf pid, first key, last key
         self.pending: tuple[Leaf, list[bytes]] | None = None
@@ -148,9 +152,11 @@ def bulk_load(
     items: Iterable[tuple[bytes, bytes]],
     check_key: Callable[[object], bytes],
     check_value: Callable[[object], bytes],
+    fill: float = 1.0,
 ) -> int:
-    """Load ``items`` into the empty tree ``core``; return how many were loaded."""
-    builder = _Builder(core)
+    """Load ``items`` into the empty tree ``core``, each leaf filled to ``fill`` of its
+    capacity; return how many were loaded."""
+    builder = _Builder(core, fill)
     first_pid = core.root
     collecting = gc.isenabled()
     gc.disable()
@@ -288,7 +294,7 @@ def _cut_leaves(
     total = len(cells)
     start = 0
     while True:
-        end = bisect_right(offsets, offsets[start] + core.cap) - 1
+        end = bisect_right(offsets, offsets[start] + builder.leaf_limit) - 1
         if end >= total:
             break
         next_pid = builder.allocate()

@@ -26,7 +26,16 @@ from ._core import TreeCore
 from ._node import Leaf
 from ._overflow import read_chain
 
-__all__ = ["scan_forward", "scan_reverse"]
+__all__ = ["prefix_end", "scan_forward", "scan_reverse"]
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
 
 Batch = tuple[list[bytes], list[bytes]]
 

@@ -33,7 +33,7 @@ from ._core import TreeCore
 from ._node import Leaf, OverflowRef, Value, cell_size, leaf_delete_in_place, leaf_insert_in_place
 from ._overflow import free_chain, read_chain, write_chain
 from ._rebalance import fix_up
-from ._scan import scan_forward, scan_reverse
+from ._scan import prefix_end, scan_forward, scan_reverse
 from ._verify import drop_tree, verify_tree
 
 __all__ = ["BTree"]
@@ -52,14 +52,6 @@ def _bytes_arg(value: object, what: str) -> bytes:
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     raise TypeError(f"{what} must be bytes-like, not {type(value).__name__}")
-
-
-def _prefix_end(prefix: bytes) -> bytes | None:
-    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return None
-    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 class BTree:
@@ -418,7 +410,7 @@ class BTree:
             TypeError: ``prefix`` is not bytes-like.
         """
         prefix = _bytes_arg(prefix, "prefix")
-        return self.range(prefix, _prefix_end(prefix), reverse=reverse)
+        return self.range(prefix, prefix_end(prefix), reverse=reverse)
 
     def seek(self, key: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
         """Iterate from the first key ``>= key`` up (``reverse``: from the last ``<= key`` down).
@@ -439,21 +431,25 @@ class BTree:
         return (k for k, _ in self.range())
 
     # --- bulk and checks -----------------------------------------------------------------
-    def bulk_load(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+    def bulk_load(self, items: Iterable[tuple[bytes, bytes]], *, fill: float = 1.0) -> int:
         """Load sorted ``(key, value)`` pairs into this empty tree, leaves packed full.
 
         Args:
             items: pairs in strictly ascending key order.
+            fill: the fraction of each leaf's capacity to fill (since 1.4; 0.5 to 1.0).
+                Below 1.0 leaves room for later inserts, as a fill factor does.
 
         Returns:
             The number of entries loaded.
 
         Raises:
-            IndexUsageError: the tree is not empty, or the keys are not strictly
-                ascending (then nothing is loaded and the tree stays empty).
+            IndexUsageError: the tree is not empty, the keys are not strictly ascending
+                (then nothing is loaded and the tree stays empty), or ``fill`` is bad.
             KeyTooLargeError, ValueTooLargeError, TypeError: a bad pair (same).
         """
         core = self._core
+        if type(fill) not in (float, int) or not 0.5 <= fill <= 1.0:
+            raise IndexUsageError(f"fill must be a number from 0.5 to 1.0, not {fill!r}")
         with core.latch:
             core.check_usable()
             if core.count or core.height != 1:
@@ -461,7 +457,7 @@ class BTree:
             core.begin_write()
             try:
                 core.forget_all()
-                return bulk_load(core, items, self._key, self._value)
+                return bulk_load(core, items, self._key, self._value, fill)
             finally:
                 core.end_write()
 
