@@ -50,6 +50,18 @@ class StoreMachine(RuleBasedStateMachine):
         self.model[pid] = old[:offset] + chunk + old[offset + len(chunk) :]
 
     @precondition(lambda self: self.model)
+    @rule(
+        data=st.data(),
+        chunk=st.binary(min_size=0, max_size=64),
+        offset=st.integers(0, PAYLOAD - 64),
+    )
+    def patch(self, data: st.DataObject, chunk: bytes, offset: int) -> None:
+        pid = data.draw(st.sampled_from(sorted(self.model)))
+        self.store.patch(pid, offset, chunk)
+        old = self.model[pid]
+        self.model[pid] = old[:offset] + chunk + old[offset + len(chunk) :]
+
+    @precondition(lambda self: self.model)
     @rule(data=st.data())
     def free(self, data: st.DataObject) -> None:
         pid = data.draw(st.sampled_from(sorted(self.model)))

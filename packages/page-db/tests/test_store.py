@@ -71,6 +71,51 @@ def test_allocated_page_is_zero_in_a_reused_or_evicted_frame(path: Path) -> None
         assert read_payload(store, a) == junk
 
 
+def test_patch_changes_bytes_in_place_keeps_extra_and_lsn(path: Path) -> None:
+    with PageStore.open(path, pool_pages=2) as store:
+        a, b, c = store.allocate(), store.allocate(), store.allocate()  # c evicted a dirty page
+        with store.write(a) as page:
+            page.payload[:5] = b"hello"
+            page.lsn = 9
+            page.extra = marker = object()
+        store.patch(a, 1, b"ELL")
+        store.patch(a, store.payload_size - 2, bytearray(b"zz"))
+        store.patch(a, 0, b"")
+        assert store.cached_extra(a) is marker  # kept: the caller keeps it in step
+        for pid in (b, c):  # one of them is not resident: patch loads it
+            store.patch(pid, 10, memoryview(b"xy"))
+        store.checkpoint(b"m")
+    with PageStore.open(path) as store:
+        payload = read_payload(store, a)
+        assert payload[:5] == b"hELLo" and payload[-2:] == b"zz"
+        with store.read(a) as page:
+            assert page.lsn == 9
+        for pid in (b, c):
+            assert read_payload(store, pid)[8:14] == b"\0\0xy\0\0"
+
+
+def test_patch_refuses_bad_ranges_types_and_states(path: Path) -> None:
+    with PageStore.open(path) as store:
+        pid = store.allocate()
+        size = store.payload_size
+        for offset, data in ((-1, b"x"), (size, b"x"), (size - 1, b"xy")):
+            with pytest.raises(PageUsageError, match="outside"):
+                store.patch(pid, offset, data)
+        with pytest.raises(TypeError):
+            store.patch(pid, 0, 5)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            store.patch(pid, 1.0, b"x")  # type: ignore[arg-type]
+        with pytest.raises(InvalidPageIdError):
+            store.patch(pid + 1, 0, b"x")
+        assert read_payload(store, pid) == bytes(size)
+        store.checkpoint()
+    with PageStore.open(path, read_only=True) as store, pytest.raises(PageUsageError):
+        store.patch(pid, 0, b"x")
+    store.close()
+    with pytest.raises(StoreClosedError):
+        store.patch(pid, 0, b"x")
+
+
 def test_checkpoint_survives_reopen_and_uncheckpointed_changes_do_not(path: Path) -> None:
     with PageStore.open(path) as store:
         a, b = store.allocate(), store.allocate()

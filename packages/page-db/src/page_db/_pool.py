@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from . import _layout as L
+from ._fileio import Buffer
 from ._replacer import Replacer
 from .errors import PageError, PageUsageError, PoolExhaustedError
 
@@ -223,6 +224,49 @@ class BufferPool(ABC):
             writers = self._writer_threads
             writers[ident] = writers.get(ident, 0) + 1
             return frame.writer
+
+    def patch(self, page_id: int, offset: int, data: Buffer) -> None:
+        """Write ``data`` into the page's payload at ``offset`` (since 1.4): a small
+        in-place change in one call, without a guard.
+
+        The bytes are copied under the pool lock (no pin is needed: nothing can evict the
+        page meanwhile, and a checkpoint sees the page before or after, never half), the
+        page is marked dirty, and its LSN is kept. Unlike :meth:`write`, ``extra`` is
+        *kept*: the caller changes its object to match the new bytes (index-db updates the
+        decoded leaf whose value it overwrote). As with guards, page contents are not
+        latched: the caller keeps other writers of the page away.
+
+        Args:
+            page_id: an allocated page id.
+            offset: where in the payload the bytes go (0 is the payload's first byte).
+            data: bytes-like; ``offset + len(data)`` must not pass the payload's end.
+
+        Raises:
+            PageUsageError: the range is outside the payload, or the store is read-only.
+            TypeError: ``page_id`` or ``offset`` is not an int, or ``data`` not bytes-like.
+            InvalidPageIdError, CorruptPageError, PoolExhaustedError, StoreClosedError,
+            StorePoisonedError: as for :meth:`write`.
+        """
+        size = len(data) if type(data) is bytes else memoryview(data).nbytes
+        if type(offset) is not int:
+            raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+        if offset < 0 or offset + size > self._page_size - L.PAGE_HEADER_SIZE:
+            raise PageUsageError(
+                f"patch of {size} bytes at offset {offset} is outside the "
+                f"{self._page_size - L.PAGE_HEADER_SIZE}-byte payload"
+            )
+        with self._lock:
+            if self._failure is not None or self._read_only:
+                self._check_writable()
+            frame = self._resident.get(page_id)
+            if frame is None:
+                frame = self._load(page_id)
+            else:
+                self._touch(frame.index)
+                self._hits += 1
+            start = L.PAGE_HEADER_SIZE + offset
+            frame.buf[start : start + size] = data
+            frame.dirty = True
 
     def _load(self, page_id: int) -> Frame:
         frame = self._take_frame()

@@ -60,7 +60,7 @@ from ._node import (
     encode_leaf,
 )
 
-__all__ = ["TreeCore", "BRANCH_CACHE_LIMIT"]
+__all__ = ["TreeCore", "BRANCH_CACHE_LIMIT", "bytes_arg"]
 
 _GIL = bool(getattr(sys, "_is_gil_enabled", lambda: True)())
 """Optimistic lookups rely on the GIL's atomic list and attribute accesses."""
@@ -70,6 +70,14 @@ BRANCH_CACHE_LIMIT = 1 << 16
 
 HOT_ENTRY_COST = 100
 """Bytes counted per lookup-cache entry on top of its key and value (dict slot, objects)."""
+
+
+def bytes_arg(value: object, what: str) -> bytes:
+    """``value`` as ``bytes`` (a copy of a bytearray or memoryview); ``TypeError`` if it is
+    not bytes-like, naming it ``what``."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{what} must be bytes-like, not {type(value).__name__}")
 
 
 def _no_peek(page_id: int) -> Any:

@@ -30,6 +30,8 @@ from __future__ import annotations
 import functools
 import operator
 import struct
+import sys
+from array import array
 from itertools import accumulate, islice, pairwise
 from typing import Union
 
@@ -52,6 +54,7 @@ __all__ = [
     "leaf_insert_in_place",
     "lay_out_leaf",
     "leaf_cell",
+    "slot_offsets",
 ]
 
 _CELL_PACK = L.CELL.pack
@@ -95,7 +98,7 @@ Value = Union[bytes, OverflowRef]  # noqa: UP007 - a runtime alias, 3.10-safe
 class Leaf:
     """A decoded leaf: parallel sorted ``keys`` and ``vals`` plus page bookkeeping."""
 
-    __slots__ = ("garbage", "keys", "next", "overflows", "pid", "top", "used", "vals")
+    __slots__ = ("garbage", "keys", "next", "offs", "overflows", "pid", "top", "used", "vals")
 
     def __init__(
         self,
@@ -118,6 +121,9 @@ class Leaf:
         self.overflows = overflows
         self.top = 0  # set by encode / decode; 0 means "not laid out yet"
         self.garbage = 0
+        # The page's slot array (cell offsets), read on demand by a same-size overwrite
+        # and dropped by every change that moves slots (lay-out, insert, delete).
+        self.offs: array[int] | None = None
 
 
 class Branch:
@@ -188,6 +194,7 @@ def lay_out_leaf(payload: memoryview, leaf: Leaf, cells: list[bytes]) -> None:
     payload[top:end] = blob
     leaf.top = top
     leaf.garbage = 0
+    leaf.offs = None
     leaf.used = len(blob) + L.SLOT_SIZE * n
 
 
@@ -197,6 +204,15 @@ def _fixed_slots(n: int, width: int, end: int) -> bytes:
     by the zero gap up to the heap's top."""
     top = end - n * width
     return struct.pack(f"<{n}H", *range(top, end, width)) + bytes(top - _H - L.SLOT_SIZE * n)
+
+
+def slot_offsets(payload: memoryview, count: int) -> array[int]:
+    """The ``count`` slots (cell offsets) of the leaf page ``payload``."""
+    offs = array("H")
+    offs.frombytes(payload[_H : _H + L.SLOT_SIZE * count])
+    if sys.byteorder == "big":  # slots are little-endian on disk
+        offs.byteswap()
+    return offs
 
 
 def leaf_insert_in_place(payload: memoryview, leaf: Leaf, i: int, key: bytes, val: Value) -> None:
@@ -209,6 +225,7 @@ def leaf_insert_in_place(payload: memoryview, leaf: Leaf, i: int, key: bytes, va
     cell = leaf_cell(key, val)
     size = len(cell)
     n = len(leaf.keys)
+    leaf.offs = None
     leaf.keys.insert(i, key)
     leaf.vals.insert(i, val)
     if type(val) is not bytes:
@@ -236,6 +253,7 @@ def leaf_delete_in_place(payload: memoryview, leaf: Leaf, i: int) -> Value:
         The removed value (an :class:`OverflowRef` whose chain the caller frees).
     """
     n = len(leaf.keys)
+    leaf.offs = None
     key = leaf.keys.pop(i)
     val = leaf.vals.pop(i)
     size = cell_size(key, val)

@@ -100,6 +100,7 @@ def _set_leaf(
     """Give ``leaf`` new entries; ``spilled``: some may be overflow references."""
     leaf.keys = keys
     leaf.vals = vals
+    leaf.offs = None  # the page is rewritten whole (fix_up writes every dirty node)
     leaf.used = sum(leaf_sizes(keys, vals)) if used < 0 else used
     leaf.overflows = sum(1 for v in vals if type(v) is not bytes) if spilled else 0
 

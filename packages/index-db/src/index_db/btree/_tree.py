@@ -6,10 +6,12 @@ A lookup descends the cached branches (no page guard above the leaf level), peek
 leaf's decoded form in its page-db frame, and finds the key by ``bisect`` in the leaf's
 decoded key list — without the tree latch, validated by ``TreeCore.version`` (a seqlock:
 see :meth:`BTree.get`), falling back to the latch when anything was not cached or changed.
-A put or delete descends the same way recording the path, then changes the leaf *in
-place* under one write guard (see :mod:`._node`); only when the leaf would overflow, or a
-non-root node drops under a quarter full, does :func:`._rebalance.fix_up` split, merge or
-redistribute along the path.
+A put or delete descends the same way, then changes the leaf *in place* under one write
+guard (see :mod:`._node`); a put that replaces an inline value with one of the same size
+is one page-db ``patch`` of the value's bytes instead, at the offset from the leaf's slot
+array (read once and cached on the decoded leaf until a change moves slots). Only when the
+leaf would overflow, or a non-root node drops under a quarter full, does
+:func:`._rebalance.fix_up` split, merge or redistribute along the path.
 
 Persistence. Every change goes to page-db pages, so page-db's checkpoint is the tree's
 commit point. The tree's own state — root page id and key count — is 20 bytes
@@ -29,8 +31,16 @@ from page_db import PageStore
 from ..errors import CorruptIndexError, IndexUsageError, KeyTooLargeError, ValueTooLargeError
 from . import _layout as L
 from ._bulk import bulk_load
-from ._core import TreeCore
-from ._node import Leaf, OverflowRef, Value, cell_size, leaf_delete_in_place, leaf_insert_in_place
+from ._core import TreeCore, bytes_arg
+from ._node import (
+    Leaf,
+    OverflowRef,
+    Value,
+    cell_size,
+    leaf_delete_in_place,
+    leaf_insert_in_place,
+    slot_offsets,
+)
 from ._overflow import free_chain, read_chain, write_chain
 from ._rebalance import fix_up
 from ._scan import prefix_end, scan_forward, scan_reverse
@@ -38,20 +48,10 @@ from ._verify import drop_tree, verify_tree
 
 __all__ = ["BTree"]
 
-_SLOT_UNPACK = L.SLOT.unpack_from
-_SLOT0 = L.HEADER_SIZE
 _CELL_HEADER = L.CELL_HEADER_SIZE
 _CELL_OVERHEAD = L.SLOT_SIZE + L.CELL_HEADER_SIZE
 _MISSING: Any = object()
 _TOUCH_EVERY = 15  # an optimistic get refreshes its leaf in page-db's policy 1 time in 16
-
-
-def _bytes_arg(value: object, what: str) -> bytes:
-    if isinstance(value, bytes):
-        return bytes(value)
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    raise TypeError(f"{what} must be bytes-like, not {type(value).__name__}")
 
 
 class BTree:
@@ -152,7 +152,7 @@ class BTree:
 
     # --- argument checks -----------------------------------------------------------------
     def _key(self, key: object) -> bytes:
-        data = _bytes_arg(key, "key")
+        data = bytes_arg(key, "key")
         if len(data) > self._core.max_key:
             raise KeyTooLargeError(
                 f"key of {len(data)} bytes exceeds the maximum of "
@@ -161,7 +161,7 @@ class BTree:
         return data
 
     def _value(self, value: object) -> bytes:
-        data = _bytes_arg(value, "value")
+        data = bytes_arg(value, "value")
         if len(data) > L.MAX_VALUE_SIZE:
             raise ValueTooLargeError(
                 f"value of {len(data)} bytes exceeds the maximum of {L.MAX_VALUE_SIZE}"
@@ -177,7 +177,7 @@ class BTree:
             CorruptIndexError, page_db.CorruptPageError: a page on the way is bad.
         """
         if type(key) is not bytes:
-            key = _bytes_arg(key, "key")
+            key = bytes_arg(key, "key")
         core = self._core
         version = core.version
         peek = core.peek_unlocked
@@ -302,16 +302,21 @@ class BTree:
             stored = OverflowRef(write_chain(self._store, value), len(value))
         old: Value | None = None
         fix = False
+        if found:
+            old = leaf.vals[i]
+            if type(old) is bytes and stored.__class__ is bytes and len(old) == len(value):
+                # Same size, inline: overwrite the value's bytes where they are, one
+                # patch (no guard), with the slot array the leaf caches after one read.
+                offs = leaf.offs
+                if offs is None:
+                    with self._store.read(leaf.pid) as page:
+                        offs = leaf.offs = slot_offsets(page.payload, len(keys))
+                self._store.patch(leaf.pid, offs[i] + _CELL_HEADER + len(key), value)
+                leaf.vals[i] = value
+                return
         with self._store.write(leaf.pid) as page:
             payload = page.payload
             if found:
-                old = leaf.vals[i]
-                if type(old) is bytes and stored.__class__ is bytes and len(old) == len(value):
-                    off = _SLOT_UNPACK(payload, _SLOT0 + 2 * i)[0] + _CELL_HEADER + len(key)
-                    payload[off : off + len(value)] = value
-                    leaf.vals[i] = value
-                    page.extra = leaf
-                    return
                 leaf_delete_in_place(payload, leaf, i)
             else:
                 core.count += 1
@@ -342,7 +347,7 @@ class BTree:
             IndexUsageError: the tree is unusable after an earlier failed write.
         """
         if type(key) is not bytes:
-            key = _bytes_arg(key, "key")
+            key = bytes_arg(key, "key")
         core = self._core
         with core.latch:
             core.check_usable()
@@ -398,8 +403,8 @@ class BTree:
         Raises:
             TypeError: a bound is not bytes-like (raised at once).
         """
-        lo = None if lo is None else _bytes_arg(lo, "lo")
-        hi = None if hi is None else _bytes_arg(hi, "hi")
+        lo = None if lo is None else bytes_arg(lo, "lo")
+        hi = None if hi is None else bytes_arg(hi, "hi")
         scan = scan_reverse if reverse else scan_forward
         return scan(self._core, lo, lo_inclusive, hi, hi_inclusive)
 
@@ -409,7 +414,7 @@ class BTree:
         Raises:
             TypeError: ``prefix`` is not bytes-like.
         """
-        prefix = _bytes_arg(prefix, "prefix")
+        prefix = bytes_arg(prefix, "prefix")
         return self.range(prefix, prefix_end(prefix), reverse=reverse)
 
     def seek(self, key: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
