@@ -208,14 +208,7 @@ class BufferPool(ABC):
         Raises as for :meth:`read`.
         """
         with self._lock:
-            if self._failure is not None or self._read_only:
-                self._check_writable()
-            frame = self._resident.get(page_id)
-            if frame is None:
-                frame = self._load(page_id)
-            else:
-                self._touch(frame.index)
-                self._hits += 1
+            frame = self._writable_frame(page_id)
             frame.dirty = True
             frame.extra = None
             frame.pins += 1
@@ -256,17 +249,21 @@ class BufferPool(ABC):
                 f"{self._page_size - L.PAGE_HEADER_SIZE}-byte payload"
             )
         with self._lock:
-            if self._failure is not None or self._read_only:
-                self._check_writable()
-            frame = self._resident.get(page_id)
-            if frame is None:
-                frame = self._load(page_id)
-            else:
-                self._touch(frame.index)
-                self._hits += 1
+            frame = self._writable_frame(page_id)
             start = L.PAGE_HEADER_SIZE + offset
             frame.buf[start : start + size] = data
             frame.dirty = True
+
+    def _writable_frame(self, page_id: int) -> Frame:
+        """The frame of ``page_id`` for a change, loaded on a miss (pool lock held)."""
+        if self._failure is not None or self._read_only:
+            self._check_writable()
+        frame = self._resident.get(page_id)
+        if frame is None:
+            return self._load(page_id)
+        self._touch(frame.index)
+        self._hits += 1
+        return frame
 
     def _load(self, page_id: int) -> Frame:
         frame = self._take_frame()
