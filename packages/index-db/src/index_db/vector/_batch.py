@@ -57,6 +57,7 @@ CHUNK = 128
 HEURISTIC_POOL = 3
 EXPAND = 4
 MIN_PART = 16
+GROUPED_MIN = 24  # hits per query from which _grouped_dist scores a query's run at once
 REPAIR_SHARE = 8  # the reachability repair runs after a batch of at least 1/8 of the graph
 REPAIR_ROUNDS = 3
 Int64Array = npt.NDArray[np.int64]
@@ -273,19 +274,21 @@ def _beam(
             pick = masked.argmin(axis=1)[:, None]
         else:
             pick = np.argpartition(masked, expand - 1, axis=1)[:, :expand]
-        chosen = np.isfinite(np.take_along_axis(masked, pick, axis=1))
+        cells = _cells(pick, ef)
+        chosen = np.isfinite(masked.take(cells))
         running = chosen.any(axis=1)
         if not running.all():
             stop = ~running
             out_ids[active[stop]], out_d[active[stop]] = beam_ids[stop], beam_d[stop]
             active, pick, chosen = active[running], pick[running], chosen[running]
+            cells = _cells(pick, ef)
             beam_ids, beam_d = beam_ids[running], beam_d[running]
             expanded, worst, base = expanded[running], worst[running], base[running]
             if not active.size:
                 break
             where[rows[active]] = np.arange(active.size)
-        np.put_along_axis(expanded, pick, True, axis=1)
-        nodes = np.take_along_axis(beam_ids, pick, axis=1)
+        expanded.reshape(-1)[cells] = True  # expanded is C-contiguous: a view
+        nodes = beam_ids.take(cells)
         nodes = np.where(chosen, nodes, nodes[:, :1])
         nb = layer.adj[nodes if layer.row_of is None else layer.row_of[nodes]]
         nb = nb.reshape(active.size, -1)
@@ -304,16 +307,22 @@ def _beam(
         query_row = hits // width
         found = hits - query_row * width
         r = where[query_row]
-        asked = np.take(queries, query_row, axis=0)
-        found_d = _dist(store, asked, found, euclidean)
+        found_d = _grouped_dist(store, queries, query_row, found, euclidean)
         good = found_d < worst[r]
         if not good.any():
             continue
         r, found, found_d = r[good], found[good], found_d[good]
         _merge(r, found, found_d, ef, beam_ids, beam_d, expanded, worst)
     flat_visited[np.concatenate(touched)] = False
-    order = np.argsort(out_d, axis=1, kind="stable")
-    return np.take_along_axis(out_ids, order, axis=1), np.take_along_axis(out_d, order, axis=1)
+    order = _cells(np.argsort(out_d, axis=1, kind="stable"), ef)
+    return out_ids.take(order), out_d.take(order)
+
+
+def _cells(cols: Int64Array, width: int) -> Int64Array:
+    """Flat positions of ``row[i][cols[i]]`` in a C-contiguous array of rows of
+    ``width``: ``take`` on them is ``take_along_axis`` without its per-call overhead."""
+    cells: Int64Array = cols + (np.arange(cols.shape[0]) * width)[:, None]
+    return cells
 
 
 def _merge(
@@ -340,13 +349,13 @@ def _merge(
     new_d[which, pos] = found_d
     new_ids[which, pos] = found
     all_d = np.concatenate([beam_d[rows], new_d], axis=1)
-    part = np.argpartition(all_d, ef - 1, axis=1)[:, :ef]
+    part = _cells(np.argpartition(all_d, ef - 1, axis=1)[:, :ef], all_d.shape[1])
     all_ids = np.concatenate([beam_ids[rows], new_ids], axis=1)
     all_x = np.concatenate([expanded[rows], np.isinf(new_d)], axis=1)
-    kept_d = np.take_along_axis(all_d, part, axis=1)
+    kept_d = all_d.take(part)
     beam_d[rows] = kept_d
-    beam_ids[rows] = np.take_along_axis(all_ids, part, axis=1)
-    expanded[rows] = np.take_along_axis(all_x, part, axis=1)
+    beam_ids[rows] = all_ids.take(part)
+    expanded[rows] = all_x.take(part)
     worst[rows] = kept_d.max(axis=1)
 
 
@@ -357,6 +366,50 @@ def _rowdot(left: F32Array, right: F32Array) -> F32Array:
         return result
     summed: F32Array = np.einsum("ij,ij->i", left, right)
     return summed
+
+
+def _grouped_dist(
+    store: VectorStore,
+    queries: F32Array,
+    query_row: Int64Array,
+    ids: Int64Array,
+    euclidean: bool,
+) -> F32Array:
+    """Internal distance between ``queries[query_row[i]]`` and the vector of ``ids[i]``,
+    where ``query_row`` is sorted (a step's hits come grouped by query).
+
+    A query with at least :data:`GROUPED_MIN` hits has its run scored by one gather and
+    one matrix-vector product: about 3x faster than gathering a copy of the query for
+    every hit and taking row-wise dot products, despite a Python iteration per query. The
+    queries with fewer hits (the greedy descent, a beam's last steps) are scored row-wise
+    together. The choice depends only on the query's own hits, so a query's distances,
+    to the last bit, do not depend on which other queries share the step.
+    """
+    count = ids.shape[0]
+    bounds = np.flatnonzero(query_row[1:] != query_row[:-1]) + 1
+    bounds = np.concatenate(([0], bounds, [count]))
+    sizes = np.diff(bounds)
+    big = sizes >= GROUPED_MIN
+    if not big.any():
+        return _dist(store, np.take(queries, query_row, axis=0), ids, euclidean)
+    vectors = store.vectors
+    dots = np.empty(count, dtype=np.float32)
+    if not big.all():
+        small = np.repeat(~big, sizes)
+        dots[small] = _rowdot(
+            np.take(vectors, ids[small], axis=0), np.take(queries, query_row[small], axis=0)
+        )
+    firsts = bounds[:-1][big]
+    for a, b, row in zip(
+        firsts.tolist(), bounds[1:][big].tolist(), query_row[firsts].tolist(), strict=True
+    ):
+        np.matmul(vectors.take(ids[a:b], axis=0), queries[row], out=dots[a:b])
+    if euclidean:
+        q2 = _rowdot(queries, queries)
+        result: F32Array = store.sqnorm[ids] - 2.0 * dots + q2[query_row]
+        return result
+    np.negative(dots, out=dots)
+    return dots
 
 
 def _dist(store: VectorStore, queries: F32Array, ids: Int64Array, euclidean: bool) -> F32Array:
