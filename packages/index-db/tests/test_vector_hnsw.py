@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import sys
+import warnings
+
 import numpy as np
 import pytest
 from _vector_helpers import METRICS, clustered, recall_at, unit_vectors, unreachable_nodes
 
 from index_db import CorruptIndexError, FlatIndex, HNSWIndex, IndexUsageError
-from index_db.vector import _batch, _search
+from index_db.vector import _batch, _lockstep, _search, _workers
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +210,9 @@ def test_chunk_search_matches_sequential_search_on_a_fixed_graph(built):
     visited = np.zeros((8, graph.levels.shape[0] + 1), dtype=bool)
     visited[:, -1] = True
     entries = np.array([graph.descend(q, 0)[0][1] for q in queries])
-    ids, dists = _batch._beam(graph, queries, np.arange(8), entries, 40, 0, visited, 1)
+    ids, dists = _lockstep.beam(
+        _batch.view_of(graph), queries, np.arange(8), entries, 40, 0, visited, 1
+    )
     assert not visited[:, :-1].any()  # cleared on return
     for row, query in enumerate(queries):
         found = graph.search_layer(query, [(float(dists[row, 0]), int(ids[row, 0]))], 40, 0)
@@ -307,6 +315,131 @@ def test_threaded_batch_build_gives_the_same_graph(metric):
         two.add_batch([9999], data[:1], threads=0)
     with pytest.raises(TypeError):
         two.add_batch([9999], data[:1], threads=2.0)  # type: ignore[arg-type]
+
+
+def _spy_helpers(monkeypatch) -> tuple[list, list]:
+    """Helpers start for any batch of 64+; record the helpers spawned and, per search
+    request, the helper it went to."""
+    monkeypatch.setattr(_batch, "WORKERS_MIN", 64)
+    spawned: list = []
+    requests: list = []
+    spawn, send = _workers._spawn, _workers._Helper.send
+
+    def spying_spawn(fd):
+        helper = spawn(fd)
+        spawned.append(helper)
+        return helper
+
+    def spying_send(self, message):
+        if isinstance(message, tuple):  # a search request, not the start-up spec
+            requests.append(self)
+        send(self, message)
+
+    monkeypatch.setattr(_workers, "_spawn", spying_spawn)
+    monkeypatch.setattr(_workers._Helper, "send", spying_send)
+    return spawned, requests
+
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="build helpers are POSIX-only")
+
+
+@posix_only
+@pytest.mark.parametrize("metric", METRICS)
+def test_helper_processes_build_the_same_graph(metric, monkeypatch):
+    """Splitting each chunk's searches with helper processes changes nothing in the graph;
+    the helpers really search (requests go out), stop afterwards, and leave the graph on
+    private arrays that later adds and a save/load handle as usual."""
+    data = clustered(1500, 16, seed=40)
+    one = HNSWIndex(16, metric, M=8, ef_construction=48, seed=2)
+    one.add_batch(range(1500), data)
+    spawned, requests = _spy_helpers(monkeypatch)
+    two = HNSWIndex(16, metric, M=8, ef_construction=48, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        two.add_batch(range(1500), data, workers=2)
+    assert len(spawned) == 2
+    assert all(requests.count(helper) >= 5 for helper in spawned)  # both took parts
+    for left, right in zip(_layer_arrays(one), _layer_arrays(two), strict=True):
+        np.testing.assert_array_equal(left, right)
+    assert all(helper.process.poll() is not None for helper in spawned)
+    assert all(layer.adj.flags.owndata for layer in two._graph.layers)
+    two.verify()
+    two.add_batch(range(1500, 1600), data[:100] + 0.01)
+    two.verify()
+
+
+@posix_only
+@pytest.mark.parametrize("how", ["killed before a request", "fails on a request"])
+def test_a_helper_that_dies_mid_build_is_replaced_by_the_caller(how, monkeypatch):
+    """A helper lost mid-build (its pipe breaks on the next request, or it dies on one and
+    its result never comes) is dropped with a warning; the caller searches its part, gives
+    it no more work, and the graph comes out the same."""
+    data = clustered(1500, 16, seed=41)
+    one = HNSWIndex(16, "cosine", M=8, ef_construction=48, seed=3)
+    one.add_batch(range(1500), data)
+    spawned, requests = _spy_helpers(monkeypatch)
+    send = _workers._Helper.send  # the spy: it records each search request
+
+    def failing_send(self, message):
+        if isinstance(message, tuple) and len(requests) == 4:
+            if how == "killed before a request":
+                self.process.kill()
+                self.process.wait()
+            else:
+                message = ("no such request",)  # the helper raises and exits
+        send(self, message)
+
+    monkeypatch.setattr(_workers._Helper, "send", failing_send)
+    two = HNSWIndex(16, "cosine", M=8, ef_construction=48, seed=3)
+    with pytest.warns(RuntimeWarning, match="helper stopped"):
+        two.add_batch(range(1500), data, workers=1)
+    assert len(requests) == 5  # the lost helper got no more work
+    assert spawned[0].process.poll() is not None
+    for left, right in zip(_layer_arrays(one), _layer_arrays(two), strict=True):
+        np.testing.assert_array_equal(left, right)
+    two.verify()
+
+
+@posix_only
+@pytest.mark.parametrize("how", ["no such executable", "exits at once", "no shared memory"])
+def test_helpers_that_cannot_start_leave_the_build_to_the_caller(how, monkeypatch):
+    data = clustered(800, 16, seed=42)
+    one = HNSWIndex(16, "euclidean", M=8, ef_construction=40, seed=4)
+    one.add_batch(range(800), data)
+    spawned, requests = _spy_helpers(monkeypatch)
+    if how == "no such executable":
+        monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+        match = "did not start"
+    elif how == "exits at once":
+        false = shutil.which("false")
+        assert false is not None
+        monkeypatch.setattr(sys, "executable", false)
+        match = "did not start"
+    else:
+
+        def full(fd, size):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(_workers, "_allocate", full)
+        match = "no shared memory"
+    two = HNSWIndex(16, "euclidean", M=8, ef_construction=40, seed=4)
+    with pytest.warns(RuntimeWarning, match=match):
+        two.add_batch(range(800), data, workers=2)
+    assert not requests
+    assert all(helper is None or helper.process.poll() is not None for helper in spawned)
+    for left, right in zip(_layer_arrays(one), _layer_arrays(two), strict=True):
+        np.testing.assert_array_equal(left, right)
+
+
+def test_workers_argument_is_checked():
+    index = HNSWIndex(4, "cosine")
+    for bad in (-1, 65):
+        with pytest.raises(IndexUsageError, match="workers"):
+            index.add_batch([1], [[1, 0, 0, 0]], workers=bad)
+    for wrong in (1.0, True, "2"):
+        with pytest.raises(TypeError, match="workers"):
+            index.add_batch([1], [[1, 0, 0, 0]], workers=wrong)  # type: ignore[arg-type]
+    assert len(index) == 0
 
 
 def test_batch_built_index_takes_adds_removes_and_round_trips(tmp_path):

@@ -49,24 +49,25 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 
-from ._base import VectorStore
 from ._common import F32Array
 from ._graph import Graph, Layer, heuristic_mask
+from ._lockstep import Int64Array, SearchView, beam
+from ._workers import WORKERS_MIN, Helpers
 
 CHUNK = 128
 HEURISTIC_POOL = 3
-EXPAND = 4
 MIN_PART = 16
-GROUPED_MIN = 24  # hits per query from which _grouped_dist scores a query's run at once
 REPAIR_SHARE = 8  # the reachability repair runs after a batch of at least 1/8 of the graph
 REPAIR_ROUNDS = 3
-Int64Array = npt.NDArray[np.int64]
-_VECDOT = getattr(np, "vecdot", None)  # numpy >= 2.0
 
 
-def batch_insert(graph: Graph, slots: Int64Array, levels: Int64Array, threads: int = 1) -> None:
+def batch_insert(
+    graph: Graph, slots: Int64Array, levels: Int64Array, threads: int = 1, workers: int = 0
+) -> None:
     """Insert the nodes already written at ``slots`` with the given ``levels``; with
-    ``threads > 1`` the beam searches of each chunk are split over that many threads."""
+    ``threads > 1`` the beam searches of each chunk are split over that many threads, with
+    ``workers > 0`` (and at least :data:`WORKERS_MIN` nodes) between this process and that
+    many helper processes."""
     graph.reserve(int(slots.max()) + 1)
     graph.ensure_layers(int(levels.max()))
     done = 0
@@ -79,18 +80,20 @@ def batch_insert(graph: Graph, slots: Int64Array, levels: Int64Array, threads: i
         for lvl in range(level + 1):
             graph.layers[lvl].attach(slot)
     visited = np.zeros((CHUNK, graph.levels.shape[0] + 1), dtype=bool)
-    visited[:, -1] = True  # _beam leaves it clear again: one bitmap serves every chunk
-    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    visited[:, -1] = True  # beam() leaves it clear again: one bitmap serves every chunk
+    helpers = None
+    if workers > 0 and slots.shape[0] - done >= WORKERS_MIN:
+        helpers = Helpers.start(graph, workers, CHUNK)
+    split = _Split(threads, helpers)
     try:
         while done < slots.shape[0]:
             size = max(1, min(CHUNK, live, slots.shape[0] - done))
             chunk = slice(done, done + size)
-            _insert_chunk(graph, slots[chunk], levels[chunk], visited, pool, threads)
+            _insert_chunk(graph, slots[chunk], levels[chunk], visited, split)
             done += size
             live += size
     finally:
-        if pool is not None:
-            pool.shutdown()
+        split.close()
     if slots.shape[0] * REPAIR_SHARE >= live:
         link_unreachable(graph)
 
@@ -153,16 +156,101 @@ def link_unreachable(graph: Graph) -> int:
     return added
 
 
+def view_of(graph: Graph) -> SearchView:
+    """What :func:`beam` reads of ``graph``."""
+    store, layers = graph.store, graph.layers
+    return SearchView(
+        store.vectors,
+        store.sqnorm,
+        store.metric == 1,
+        [layer.adj for layer in layers],
+        [layer.row_of for layer in layers],
+    )
+
+
+class _Split:
+    """Where a chunk's searches (and its heuristic rows) run: on the calling thread, on
+    a pool of ``threads`` threads, or split with helper processes."""
+
+    def __init__(self, threads: int, helpers: Helpers | None) -> None:
+        self.threads = threads
+        self.helpers = helpers
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 and helpers is None else None
+
+    def parts(self, rows: int) -> list[tuple[int, int]]:
+        """Up to ``threads`` contiguous ``(start, end)`` parts of ``rows`` rows, each at
+        least :data:`MIN_PART` long; empty when the work stays on the calling thread."""
+        count = min(self.threads, rows // MIN_PART)
+        if count <= 1 or self.pool is None:
+            return []
+        bounds = np.linspace(0, rows, count + 1).astype(np.int64).tolist()
+        return list(itertools.pairwise(bounds))
+
+    def beams(
+        self,
+        view: SearchView,
+        queries: F32Array,
+        rows: Int64Array,
+        slots: Int64Array,
+        entries: Int64Array,
+        ef: int,
+        level: int,
+        visited: npt.NDArray[np.bool_],
+    ) -> tuple[Int64Array, F32Array]:
+        """:func:`beam` over ``rows`` (the queries of ``slots``), split into parts.
+
+        The parts only read the graph and each writes its own rows of ``visited``; numpy
+        releases the GIL in the gathers and products of a search, though threads still
+        wait on each other for the Python between them (helper processes do not).
+        """
+        if self.helpers is not None:
+            return self.helpers.search(view, queries, rows, slots, entries, ef, level, visited)
+        parts = self.parts(rows.shape[0])
+        if not parts:
+            return beam(view, queries, rows, entries, ef, level, visited)
+        assert self.pool is not None
+        futures = [
+            self.pool.submit(beam, view, queries, rows[a:b], entries[a:b], ef, level, visited)
+            for a, b in parts
+        ]
+        results = [future.result() for future in futures]
+        return (
+            np.concatenate([ids for ids, _ in results]),
+            np.concatenate([dists for _, dists in results]),
+        )
+
+    def heuristic(
+        self, view: SearchView, cand: Int64Array, cand_d: F32Array, m: int
+    ) -> npt.NDArray[np.bool_]:
+        """:func:`heuristic_mask` over the rows of ``cand``, split into parts."""
+        if self.helpers is not None:
+            return self.helpers.heuristic(view, cand, cand_d, m)
+        fixed = (view.vectors, view.sqnorm, view.euclidean)
+        parts = self.parts(cand.shape[0])
+        if not parts:
+            return heuristic_mask(*fixed, cand, cand_d, m)
+        assert self.pool is not None
+        futures = [
+            self.pool.submit(heuristic_mask, *fixed, cand[a:b], cand_d[a:b], m) for a, b in parts
+        ]
+        return np.concatenate([future.result() for future in futures])
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+        if self.helpers is not None:
+            self.helpers.close()
+
+
 def _insert_chunk(
     graph: Graph,
     slots: Int64Array,
     levels: Int64Array,
     visited: npt.NDArray[np.bool_],
-    pool: ThreadPoolExecutor | None = None,
-    threads: int = 1,
+    split: _Split,
 ) -> None:
-    store = graph.store
-    queries = store.vectors[slots]
+    view = view_of(graph)
+    queries = graph.store.vectors[slots]
     entry = np.full(slots.shape[0], graph.entry, dtype=np.int64)
     top = max(graph.max_level, int(levels.max()))
     for level in range(top, -1, -1):
@@ -170,12 +258,14 @@ def _insert_chunk(
         greedy = np.nonzero(levels < level)[0]
         if level <= graph.max_level:
             if greedy.size:
-                ids, _ = _beam(graph, queries, greedy, entry[greedy], 1, level, visited)
+                ids, _ = split.beams(
+                    view, queries, greedy, slots[greedy], entry[greedy], 1, level, visited
+                )
                 entry[greedy] = ids[:, 0]
             if full.size:
                 ef = graph.ef_construction
-                ids, dists = _beams(
-                    graph, queries, full, entry[full], ef, level, visited, pool, threads
+                ids, dists = split.beams(
+                    view, queries, full, slots[full], entry[full], ef, level, visited
                 )
                 entry[full] = ids[:, 0]
             else:
@@ -183,244 +273,10 @@ def _insert_chunk(
         else:
             ids = np.full((full.size, 1), -1, np.int64)
             dists = np.full((full.size, 1), np.inf, np.float32)
-        _connect(graph, level, slots[full], ids, dists, pool, threads)
+        _connect(graph, level, slots[full], ids, dists, split)
     if int(levels.max()) > graph.max_level:
         top_index = int(np.argmax(levels))
         graph.entry, graph.max_level = int(slots[top_index]), int(levels[top_index])
-
-
-def _parts(rows: int, threads: int, pool: ThreadPoolExecutor | None) -> list[tuple[int, int]]:
-    """Up to ``threads`` contiguous ``(start, end)`` parts of ``rows`` rows, each at least
-    :data:`MIN_PART` long; empty when the work stays on the calling thread."""
-    count = min(threads, rows // MIN_PART)
-    if count <= 1 or pool is None:
-        return []
-    bounds = np.linspace(0, rows, count + 1).astype(np.int64).tolist()
-    return list(itertools.pairwise(bounds))
-
-
-def _beams(
-    graph: Graph,
-    queries: F32Array,
-    rows: Int64Array,
-    entries: Int64Array,
-    ef: int,
-    level: int,
-    visited: npt.NDArray[np.bool_],
-    pool: ThreadPoolExecutor | None,
-    threads: int,
-) -> tuple[Int64Array, F32Array]:
-    """:func:`_beam` over ``rows``, split into up to ``threads`` contiguous parts (of at
-    least :data:`MIN_PART` rows) searched on ``pool``.
-
-    The parts only read the graph and each writes its own rows of ``visited``; numpy
-    releases the GIL in the gathers and products that dominate a search.
-    """
-    parts = _parts(rows.shape[0], threads, pool)
-    if not parts:
-        return _beam(graph, queries, rows, entries, ef, level, visited)
-    assert pool is not None
-    futures = [
-        pool.submit(_beam, graph, queries, rows[a:b], entries[a:b], ef, level, visited)
-        for a, b in parts
-    ]
-    results = [future.result() for future in futures]
-    return (
-        np.concatenate([ids for ids, _ in results]),
-        np.concatenate([dists for _, dists in results]),
-    )
-
-
-def _beam(
-    graph: Graph,
-    queries: F32Array,
-    rows: Int64Array,
-    entries: Int64Array,
-    ef: int,
-    level: int,
-    visited: npt.NDArray[np.bool_],
-    expand: int | None = None,
-) -> tuple[Int64Array, F32Array]:
-    """Lock-step beam search of width ``ef`` for ``queries[rows]``; results sorted.
-
-    ``visited`` has one row per query of ``queries`` (``row * width + slot``), zero on
-    entry and on return except the always-set last column. Each step expands up to
-    ``expand`` closest unexpanded entries of every running beam.
-    """
-    store, layer = graph.store, graph.layers[level]
-    euclidean = store.metric == 1
-    width = visited.shape[1]
-    count = rows.shape[0]
-    expand = max(1, min(EXPAND if expand is None else expand, ef))
-    out_ids = np.full((count, ef), -1, np.int64)
-    out_d = np.full((count, ef), np.inf, np.float32)
-    beam_ids = out_ids.copy()
-    beam_d = out_d.copy()
-    expanded = np.ones((count, ef), dtype=bool)
-    beam_ids[:, 0] = entries
-    beam_d[:, 0] = _dist(store, queries[rows], entries, euclidean)
-    expanded[:, 0] = False
-    worst = beam_d[:, 0].copy() if ef == 1 else np.full(count, np.inf, np.float32)
-    active = np.arange(count)
-    base = rows * width
-    flat_visited = visited.ravel()
-    touched = [base + entries]
-    flat_visited[touched[0]] = True
-    where = np.zeros(queries.shape[0], dtype=np.int64)
-    where[rows] = np.arange(count)
-    while active.size:
-        masked = np.where(expanded, np.inf, beam_d)
-        if expand == 1:
-            pick = masked.argmin(axis=1)[:, None]
-        else:
-            pick = np.argpartition(masked, expand - 1, axis=1)[:, :expand]
-        cells = _cells(pick, ef)
-        chosen = np.isfinite(masked.take(cells))
-        running = chosen.any(axis=1)
-        if not running.all():
-            stop = ~running
-            out_ids[active[stop]], out_d[active[stop]] = beam_ids[stop], beam_d[stop]
-            active, pick, chosen = active[running], pick[running], chosen[running]
-            cells = _cells(pick, ef)
-            beam_ids, beam_d = beam_ids[running], beam_d[running]
-            expanded, worst, base = expanded[running], worst[running], base[running]
-            if not active.size:
-                break
-            where[rows[active]] = np.arange(active.size)
-        expanded.reshape(-1)[cells] = True  # expanded is C-contiguous: a view
-        nodes = beam_ids.take(cells)
-        nodes = np.where(chosen, nodes, nodes[:, :1])
-        nb = layer.adj[nodes if layer.row_of is None else layer.row_of[nodes]]
-        nb = nb.reshape(active.size, -1)
-        flat = base[:, None] + nb
-        hits = flat[~flat_visited[flat]]
-        if not hits.size:
-            continue
-        if expand > 1:  # two expanded nodes can share a neighbour: drop the repeats
-            hits.sort()  # a plain sort: np.unique's hashing is slower on these sizes
-            fresh = np.empty(hits.shape[0], dtype=bool)
-            fresh[0] = True
-            np.not_equal(hits[1:], hits[:-1], out=fresh[1:])
-            hits = hits[fresh]
-        flat_visited[hits] = True
-        touched.append(hits)
-        query_row = hits // width
-        found = hits - query_row * width
-        r = where[query_row]
-        found_d = _grouped_dist(store, queries, query_row, found, euclidean)
-        good = found_d < worst[r]
-        if not good.any():
-            continue
-        r, found, found_d = r[good], found[good], found_d[good]
-        _merge(r, found, found_d, ef, beam_ids, beam_d, expanded, worst)
-    flat_visited[np.concatenate(touched)] = False
-    order = _cells(np.argsort(out_d, axis=1, kind="stable"), ef)
-    return out_ids.take(order), out_d.take(order)
-
-
-def _cells(cols: Int64Array, width: int) -> Int64Array:
-    """Flat positions of ``row[i][cols[i]]`` in a C-contiguous array of rows of
-    ``width``: ``take`` on them is ``take_along_axis`` without its per-call overhead."""
-    cells: Int64Array = cols + (np.arange(cols.shape[0]) * width)[:, None]
-    return cells
-
-
-def _merge(
-    r: Int64Array,
-    found: Int64Array,
-    found_d: F32Array,
-    ef: int,
-    beam_ids: Int64Array,
-    beam_d: F32Array,
-    expanded: npt.NDArray[np.bool_],
-    worst: F32Array,
-) -> None:
-    """Merge the new candidates ``found`` (of beam row ``r``, sorted by row) into the
-    beams in place: each improved row keeps its ``ef`` best, new entries unexpanded."""
-    counts = np.bincount(r, minlength=beam_d.shape[0])
-    rows = np.nonzero(counts)[0]
-    counts = counts[rows]
-    starts = np.cumsum(counts) - counts
-    which = np.repeat(np.arange(rows.shape[0]), counts)
-    pos = np.arange(r.shape[0]) - np.repeat(starts, counts)
-    more = int(counts.max())
-    new_d = np.full((rows.shape[0], more), np.inf, np.float32)
-    new_ids = np.full((rows.shape[0], more), -1, np.int64)
-    new_d[which, pos] = found_d
-    new_ids[which, pos] = found
-    all_d = np.concatenate([beam_d[rows], new_d], axis=1)
-    part = _cells(np.argpartition(all_d, ef - 1, axis=1)[:, :ef], all_d.shape[1])
-    all_ids = np.concatenate([beam_ids[rows], new_ids], axis=1)
-    all_x = np.concatenate([expanded[rows], np.isinf(new_d)], axis=1)
-    kept_d = all_d.take(part)
-    beam_d[rows] = kept_d
-    beam_ids[rows] = all_ids.take(part)
-    expanded[rows] = all_x.take(part)
-    worst[rows] = kept_d.max(axis=1)
-
-
-def _rowdot(left: F32Array, right: F32Array) -> F32Array:
-    """``sum(left * right, axis=1)``: numpy 2's vecdot where present (about 2x einsum)."""
-    if _VECDOT is not None:
-        result: F32Array = _VECDOT(left, right)
-        return result
-    summed: F32Array = np.einsum("ij,ij->i", left, right)
-    return summed
-
-
-def _grouped_dist(
-    store: VectorStore,
-    queries: F32Array,
-    query_row: Int64Array,
-    ids: Int64Array,
-    euclidean: bool,
-) -> F32Array:
-    """Internal distance between ``queries[query_row[i]]`` and the vector of ``ids[i]``,
-    where ``query_row`` is sorted (a step's hits come grouped by query).
-
-    A query with at least :data:`GROUPED_MIN` hits has its run scored by one gather and
-    one matrix-vector product: about 3x faster than gathering a copy of the query for
-    every hit and taking row-wise dot products, despite a Python iteration per query. The
-    queries with fewer hits (the greedy descent, a beam's last steps) are scored row-wise
-    together. The choice depends only on the query's own hits, so a query's distances,
-    to the last bit, do not depend on which other queries share the step.
-    """
-    count = ids.shape[0]
-    bounds = np.flatnonzero(query_row[1:] != query_row[:-1]) + 1
-    bounds = np.concatenate(([0], bounds, [count]))
-    sizes = np.diff(bounds)
-    big = sizes >= GROUPED_MIN
-    if not big.any():
-        return _dist(store, np.take(queries, query_row, axis=0), ids, euclidean)
-    vectors = store.vectors
-    dots = np.empty(count, dtype=np.float32)
-    if not big.all():
-        small = np.repeat(~big, sizes)
-        dots[small] = _rowdot(
-            np.take(vectors, ids[small], axis=0), np.take(queries, query_row[small], axis=0)
-        )
-    firsts = bounds[:-1][big]
-    for a, b, row in zip(
-        firsts.tolist(), bounds[1:][big].tolist(), query_row[firsts].tolist(), strict=True
-    ):
-        np.matmul(vectors.take(ids[a:b], axis=0), queries[row], out=dots[a:b])
-    if euclidean:
-        q2 = _rowdot(queries, queries)
-        result: F32Array = store.sqnorm[ids] - 2.0 * dots + q2[query_row]
-        return result
-    np.negative(dots, out=dots)
-    return dots
-
-
-def _dist(store: VectorStore, queries: F32Array, ids: Int64Array, euclidean: bool) -> F32Array:
-    """Row-wise internal distance between ``queries[i]`` and the vector of ``ids[i]``."""
-    dots: F32Array = _rowdot(np.take(store.vectors, ids, axis=0), queries)
-    if euclidean:
-        q2: F32Array = _rowdot(queries, queries)
-        result: F32Array = store.sqnorm[ids] - 2.0 * dots + q2
-        return result
-    negated: F32Array = -dots
-    return negated
 
 
 def _connect(
@@ -429,11 +285,11 @@ def _connect(
     new: Int64Array,
     ids: Int64Array,
     dists: F32Array,
-    pool: ThreadPoolExecutor | None = None,
-    threads: int = 1,
+    split: _Split,
 ) -> None:
     """Pick each new node's neighbours (beam plus chunk peers) and link both ways; the
-    heuristic's rows are split over ``pool`` like the searches (each row is independent)."""
+    heuristic's rows are split over the threads like the searches (each row is
+    independent)."""
     layer = graph.layers[level]
     m = graph.m
     peers = graph.pair_distances(new)
@@ -448,15 +304,7 @@ def _connect(
     order = np.argsort(dists, axis=1, kind="stable")[:, :closest]
     cand = np.take_along_axis(ids, order, axis=1)
     cand_d = np.take_along_axis(dists, order, axis=1)
-    parts = _parts(cand.shape[0], threads, pool)
-    if not parts:
-        kept = heuristic_mask(graph.store, cand, cand_d, m)
-    else:
-        assert pool is not None
-        futures = [
-            pool.submit(heuristic_mask, graph.store, cand[a:b], cand_d[a:b], m) for a, b in parts
-        ]
-        kept = np.concatenate([future.result() for future in futures])
+    kept = split.heuristic(view_of(graph), cand, cand_d, m)
     first = np.argsort(~kept, axis=1, kind="stable")[:, : layer.width]
     sel = np.take_along_axis(np.where(kept, cand, -1), first, axis=1)
     sel_d = np.take_along_axis(np.where(kept, cand_d, np.inf), first, axis=1)

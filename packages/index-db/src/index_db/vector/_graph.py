@@ -385,7 +385,10 @@ class Graph:
         order = np.argsort(dists, axis=1, kind="stable")
         cand = np.take_along_axis(cand, order, axis=1)
         dists = np.take_along_axis(dists, order, axis=1)
-        kept = heuristic_mask(self.store, cand, dists, layer.width)
+        store = self.store
+        kept = heuristic_mask(
+            store.vectors, store.sqnorm, store.metric == 1, cand, dists, layer.width
+        )
         first = np.argsort(~kept, axis=1, kind="stable")[:, : layer.width]
         layer.adj[rows] = np.take_along_axis(np.where(kept, cand, -1), first, axis=1)
         layer.adj_d[rows] = np.take_along_axis(np.where(kept, dists, np.inf), first, axis=1)
@@ -404,18 +407,24 @@ class Graph:
 
 
 def heuristic_mask(
-    store: VectorStore, cand: npt.NDArray[np.int64], cand_d: F32Array, m: int
+    vectors: F32Array,
+    sqnorm: F32Array,
+    euclidean: bool,
+    cand: npt.NDArray[np.int64],
+    cand_d: F32Array,
+    m: int,
 ) -> npt.NDArray[np.bool_]:
-    """Vectorised HNSW heuristic over rows of candidates sorted by distance (``-1`` = none).
+    """Vectorised HNSW heuristic over rows of candidates sorted by distance (``-1`` = none),
+    with the store's ``vectors`` and ``sqnorm`` (read only under ``euclidean``).
 
     Keeps, per row, up to ``m`` candidates each closer to the row's node than to every
     candidate kept before it.
     """
     safe = np.maximum(cand, 0)
-    vecs = store.vectors[safe]
+    vecs = vectors[safe]
     pairs = -np.matmul(vecs, vecs.transpose(0, 2, 1))
-    if store.metric == 1:
-        norms = store.sqnorm[safe]
+    if euclidean:
+        norms = sqnorm[safe]
         pairs = norms[:, :, None] + norms[:, None, :] + 2.0 * pairs
     valid = cand >= 0
     kept = np.zeros(cand.shape, dtype=bool)

@@ -120,6 +120,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         *,
         upsert: bool = False,
         threads: int = 1,
+        workers: int = 0,
     ) -> None:
         """Add many vectors; all are checked before any is inserted.
 
@@ -130,18 +131,25 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
             vectors: an array-like of shape ``(n, dim)``.
             upsert: replace existing ids instead of refusing them.
             threads: threads the batch builder splits each chunk's beam searches over
-                (1 to 64; numpy releases the GIL in the gathers and products that
-                dominate them). The graph built does not depend on it.
+                (1 to 64). numpy releases the GIL in the gathers and products of a
+                search, but the threads still wait on each other for the Python between
+                them: with CPython's GIL, ``workers`` is the faster way to use more cores.
+            workers: helper processes that share each chunk's beam searches with this
+                process (0 to 64; 0, the default, starts none). Used on POSIX systems for
+                batches of at least 4,096 new vectors; a helper that cannot start or
+                stops is replaced by this process with a ``RuntimeWarning``. On 2 cores,
+                ``workers=1`` builds about 1.8x as fast as none. See the API notes.
 
         Raises:
             IndexUsageError: ids repeat within the batch, an id exists and ``upsert`` is
                 false, the counts differ, a vector is NaN/infinite/zero-under-cosine, or
-                ``threads`` is out of range.
+                ``threads`` or ``workers`` is out of range.
             DimensionMismatchError: ``vectors`` is not of shape ``(n, dim)``.
             TypeError: an id is not int/str, the dtype is not a real number, or
-                ``threads`` is not an int.
+                ``threads`` or ``workers`` is not an int.
         """
         threads = _check_param("threads", threads, 1, MAX_THREADS)
+        workers = _check_param("workers", workers, 0, MAX_THREADS)
         id_list, matrix = self._prepare_batch(list(ids), vectors)
         idmap = self._idmap
         existing = [i for i in id_list if i in idmap]
@@ -155,7 +163,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         graph.reserve(self._store.vectors.shape[0])
         levels = graph.levels_for(id_list)
         if len(slots) >= BATCH_MIN:
-            batch_insert(graph, np.asarray(slots, dtype=np.int64), levels, threads)
+            batch_insert(graph, np.asarray(slots, dtype=np.int64), levels, threads, workers)
         else:
             for slot, level in zip(slots, levels.tolist(), strict=True):
                 graph.insert(slot, level)
