@@ -34,7 +34,7 @@ from index_db import FlatIndex, HNSWIndex
 DIM = 128
 QUERIES = 200
 K = 10
-EF_LADDER = (32, 64, 128, 192, 256, 384, 512, 640, 768, 1024)
+EF_LADDER = (32, 64, 128, 192, 256, 320, 384, 448, 512, 576, 640, 768, 1024)
 
 
 def unit(count: int, seed: int) -> np.ndarray:

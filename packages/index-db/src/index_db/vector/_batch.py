@@ -5,25 +5,14 @@ Theory of operation
 Inserting one node at a time spends most of its time in the Python loop of the beam
 search. The batch builder instead inserts a *chunk* of up to :data:`CHUNK` new nodes at
 once and runs their beam searches in lock step, as numpy operations over all the chunk's
-queries: every step expands, for each query still running, its :data:`EXPAND` closest
-unexpanded results (one product over all their neighbours; a few more expansions than the
-one-at-a-time search makes, never fewer).
+queries (:func:`~._lockstep.beam`, whose notes tell how).
 
-Per query the state is the beam ``W`` (``ef`` slots and distances, unsorted, padded with
-``-1``/``inf``) and an ``expanded`` flag per entry; the visited set is one row of a
-``chunk x (capacity + 1)`` bitmap (the last column is always set, so ``-1`` padding of an
-adjacency row, which lands on the previous row's last column, reads as visited). A query
-is finished when every finite entry of its beam is expanded -- exactly the stopping rule of
-the sequential search, since a candidate farther than the beam's worst is never expanded.
-A step's unvisited neighbours are bitmap positions (``row * width + slot``): one sort
-drops the repeats (two expanded nodes can share a neighbour) and groups them by query,
-division gives back the query and the slot, and only those closer than their beam's worst
-are merged, compacted per query, with one ``argpartition`` per improved row.
-
-With ``threads > 1`` the rows of a chunk are split into contiguous parts searched on a
-thread pool: a search only reads the graph and writes its own rows of the bitmap, and numpy
-releases the GIL in the gathers and products that dominate it. Every row's search is
-independent of the others, so the graph built does not depend on the number of threads.
+A chunk's searches and its neighbour selection can be split into contiguous parts of
+rows: over a thread pool (``threads > 1``), or between this process and helper processes
+(``workers > 0``, see :mod:`._workers`) -- the helpers win on CPython, where threads wait
+on each other's GIL between numpy calls. A search only reads the graph and writes its own
+rows of the visited bitmap, and a query's result does not depend on the queries searched
+beside it, so the graph built does not depend on the split.
 
 After the search of a layer, each node of the chunk takes ``M`` neighbours by the HNSW
 heuristic, run vectorised over the closest :data:`HEURISTIC_POOL` x ``M`` candidates. The
