@@ -431,6 +431,30 @@ def test_helpers_that_cannot_start_leave_the_build_to_the_caller(how, monkeypatc
         np.testing.assert_array_equal(left, right)
 
 
+@posix_only
+def test_an_error_mid_build_stops_the_helpers(monkeypatch):
+    """An exception in the caller mid-build (here from the reverse links) propagates; the
+    helpers are stopped and the graph is left on private arrays, not the shared block."""
+    data = clustered(1500, 16, seed=43)
+    spawned, requests = _spy_helpers(monkeypatch)
+    calls = []
+    reverse_links = _batch._reverse_links
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 30:  # a few full-size chunks in
+            raise KeyboardInterrupt
+        reverse_links(*args)
+
+    monkeypatch.setattr(_batch, "_reverse_links", failing)
+    index = HNSWIndex(16, "cosine", M=8, ef_construction=48, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        index.add_batch(range(1500), data, workers=2)
+    assert requests and len(spawned) == 2
+    assert all(helper.process.poll() is not None for helper in spawned)
+    assert all(layer.adj.flags.owndata for layer in index._graph.layers)
+
+
 def test_workers_argument_is_checked():
     index = HNSWIndex(4, "cosine")
     for bad in (-1, 65):

@@ -88,15 +88,16 @@ class _Helper:
         return bool(ready) and self.receive() == _READY
 
     def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self.requests.close()
+        """Close both pipes (a helper mid-answer then fails its write at once instead of
+        waiting for a reader) and wait for the helper to exit; kill it after 5 s."""
+        for pipe in (self.requests, self.results):
+            with contextlib.suppress(OSError):
+                pipe.close()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        with contextlib.suppress(OSError):
-            self.results.close()
 
 
 class Helpers:
@@ -389,6 +390,17 @@ def serve() -> None:
     visited[:, -1] = True
     pickle.dump(_READY, results)
     results.flush()
+    try:
+        with contextlib.suppress(BrokenPipeError):  # the builder stopped reading: exit
+            _answer(requests, results, view, visited)
+    finally:
+        with contextlib.suppress(OSError):
+            results.close()
+
+
+def _answer(
+    requests: IO[bytes], results: IO[bytes], view: SearchView, visited: npt.NDArray[np.bool_]
+) -> None:
     while True:
         try:
             request = pickle.load(requests)
