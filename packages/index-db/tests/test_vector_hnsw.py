@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -366,6 +367,27 @@ def test_helper_processes_build_the_same_graph(metric, monkeypatch):
     two.verify()
     two.add_batch(range(1500, 1600), data[:100] + 0.01)
     two.verify()
+
+
+@posix_only
+def test_helpers_share_a_temporary_file_where_there_is_no_memfd(monkeypatch, tmp_path):
+    """Without memfd_create and posix_fallocate (macOS, the BSDs) the block is an unlinked
+    temporary file filled by plain writes; the helpers build the same graph from it."""
+    data = clustered(1500, 16, seed=44)
+    one = HNSWIndex(16, "euclidean", M=8, ef_construction=48, seed=6)
+    one.add_batch(range(1500), data)
+    spawned, requests = _spy_helpers(monkeypatch)
+    monkeypatch.delattr(os, "memfd_create", raising=False)
+    monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    two = HNSWIndex(16, "euclidean", M=8, ef_construction=48, seed=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        two.add_batch(range(1500), data, workers=1)
+    assert requests.count(spawned[0]) >= 5
+    assert not list(tmp_path.iterdir())  # unlinked once the helpers had mapped it
+    for left, right in zip(_layer_arrays(one), _layer_arrays(two), strict=True):
+        np.testing.assert_array_equal(left, right)
 
 
 @posix_only
