@@ -204,6 +204,17 @@ def test_levels_depend_only_on_id_and_seed():
     assert 0.8 < (levels == 0).mean() < 1.0  # about 1 - 1/M of the nodes stay in layer 0
 
 
+def test_a_search_keeping_the_top_k_returns_the_head_of_the_full_result(built):
+    """search() asks the beam for only its k best (no sort and conversion of all ef): the
+    same k entries, in the same order, as the head of the full result."""
+    _, index, _ = built
+    graph = index._graph
+    for query in unit_vectors(50, 32, seed=24):
+        full = _search.search(graph, query, 96)
+        for top in (1, 10, 95, 96, 200):
+            assert _search.search(graph, query, 96, top) == full[:top]
+
+
 def test_chunk_search_matches_sequential_search_on_a_fixed_graph(built):
     _, index, _ = built
     graph = index._graph

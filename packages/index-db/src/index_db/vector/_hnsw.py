@@ -221,7 +221,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         if k == 0 or len(self) == 0:
             return []
         if filter is None:
-            return self._results(graph_search(self._graph, prepared, beam), k)
+            return self._results(graph_search(self._graph, prepared, beam, k), k)
         if callable(filter):
             return self._search_predicate(prepared, k, beam, filter)
         allowed = self._allowed_slots(filter)

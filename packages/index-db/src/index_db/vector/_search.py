@@ -34,14 +34,17 @@ BATCH_MAX = 64
 EF_PER_BATCH = 8
 
 
-def search(graph: Graph, query: F32Array, ef: int) -> list[tuple[float, int]]:
-    """The ``ef`` nearest slots found for a prepared query, closest first: greedy descent
-    through the upper layers, then a batched beam search of width ``ef`` in layer 0 that
-    expands ``ef // EF_PER_BATCH`` nodes per step (1 to :data:`BATCH_MAX`)."""
+def search(
+    graph: Graph, query: F32Array, ef: int, top: int | None = None
+) -> list[tuple[float, int]]:
+    """The ``ef`` nearest slots found for a prepared query (only the ``top`` nearest of
+    them when given), closest first: greedy descent through the upper layers, then a
+    batched beam search of width ``ef`` in layer 0 that expands ``ef // EF_PER_BATCH``
+    nodes per step (1 to :data:`BATCH_MAX`)."""
     if graph.entry < 0:
         return []
     entries = graph.descend(query, 0)
-    return beam_search(graph, query, entries, ef, 0, batch_for(ef))
+    return beam_search(graph, query, entries, ef, 0, batch_for(ef), top)
 
 
 def batch_for(ef: int) -> int:
@@ -56,11 +59,13 @@ def beam_search(
     ef: int,
     level: int,
     batch: int = 1,
+    top: int | None = None,
 ) -> list[tuple[float, int]]:
     """Beam search of width ``ef`` in ``level``, expanding ``batch`` nodes per step.
 
     Same contract as :meth:`Graph.search_layer`: ``entries`` are ``(distance, slot)``
-    pairs, the result is the best found, closest first.
+    pairs, the result is the best found, closest first; with ``top``, only the ``top``
+    best (sorting and converting all ``ef`` costs about 2% of a query at ``ef=512``).
     """
     layer = graph.layers[level]
     adj, row_of = layer.adj, layer.row_of
@@ -115,5 +120,9 @@ def beam_search(
                 part = np.argpartition(dists, ef - 1)[:ef]
                 ids, dists, expanded = ids.take(part), dists.take(part), expanded.take(part)
             worst = float(dists.max())
-    order = np.argsort(dists, kind="stable")
+    if top is not None and top < dists.size:
+        part = np.argpartition(dists, top - 1)[:top]
+        order = part.take(np.argsort(dists.take(part), kind="stable"))
+    else:
+        order = np.argsort(dists, kind="stable")
     return list(zip((dists.take(order) + offset).tolist(), ids.take(order).tolist(), strict=True))
