@@ -25,9 +25,10 @@ inserted into), so early nodes are placed as carefully as the sequential path wo
 
 Those replacements can leave a node with no in-link at all, so no search can find it (on
 clustered data with a small ``M``: a few in 2,000; under ``dot`` on vectors of unequal
-norms, most of the short ones). After a batch of at least 1/:data:`REPAIR_SHARE` of the
-graph, :func:`link_unreachable` walks layer 0 from the entry point and links every node
-the walk misses from its nearest reachable node.
+norms, most of the short ones). :func:`link_unreachable` walks layer 0 from the entry
+point and links every node the walk misses from its nearest reachable node;
+``HNSWIndex`` runs it once the nodes inserted since its last run (by batches or one at a
+time) reach 1/:data:`REPAIR_SHARE` of the index.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from ._workers import WORKERS_MIN, Helpers
 CHUNK = 128
 HEURISTIC_POOL = 3
 MIN_PART = 16
-REPAIR_SHARE = 8  # the reachability repair runs after a batch of at least 1/8 of the graph
+REPAIR_SHARE = 8  # the reachability repair runs after inserts of 1/8 of the index
 REPAIR_ROUNDS = 3
 
 
@@ -83,8 +84,6 @@ def batch_insert(
             live += size
     finally:
         split.close()
-    if slots.shape[0] * REPAIR_SHARE >= live:
-        link_unreachable(graph)
 
 
 def reachable(graph: Graph) -> npt.NDArray[np.bool_]:
