@@ -34,7 +34,9 @@ time) reach 1/:data:`REPAIR_SHARE` of the index.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +51,7 @@ HEURISTIC_POOL = 3
 MIN_PART = 16
 REPAIR_SHARE = 8  # the reachability repair runs after inserts of 1/8 of the index
 REPAIR_ROUNDS = 3
+_T = TypeVar("_T")
 
 
 def batch_insert(
@@ -165,15 +168,6 @@ class _Split:
         self.helpers = helpers
         self.pool = ThreadPoolExecutor(threads) if threads > 1 and helpers is None else None
 
-    def parts(self, rows: int) -> list[tuple[int, int]]:
-        """Up to ``threads`` contiguous ``(start, end)`` parts of ``rows`` rows, each at
-        least :data:`MIN_PART` long; empty when the work stays on the calling thread."""
-        count = min(self.threads, rows // MIN_PART)
-        if count <= 1 or self.pool is None:
-            return []
-        bounds = np.linspace(0, rows, count + 1).astype(np.int64).tolist()
-        return list(itertools.pairwise(bounds))
-
     def beams(
         self,
         view: SearchView,
@@ -191,17 +185,15 @@ class _Split:
         releases the GIL in the gathers and products of a search, though threads still
         wait on each other for the Python between them (helper processes do not).
         """
-        if self.helpers is not None:
-            return self.helpers.search(view, queries, rows, slots, entries, ef, level, visited)
-        parts = self.parts(rows.shape[0])
-        if not parts:
-            return beam(view, queries, rows, entries, ef, level, visited)
-        assert self.pool is not None
-        futures = [
-            self.pool.submit(beam, view, queries, rows[a:b], entries[a:b], ef, level, visited)
-            for a, b in parts
-        ]
-        results = [future.result() for future in futures]
+
+        def local(a: int, b: int) -> tuple[Int64Array, F32Array]:
+            return beam(view, queries, rows[a:b], entries[a:b], ef, level, visited)
+
+        results = self._run(
+            rows.shape[0], lambda a, b: ("beam", level, ef, slots[a:b], entries[a:b]), local
+        )
+        if len(results) == 1:
+            return results[0]
         return (
             np.concatenate([ids for ids, _ in results]),
             np.concatenate([dists for _, dists in results]),
@@ -211,17 +203,33 @@ class _Split:
         self, view: SearchView, cand: Int64Array, cand_d: F32Array, m: int
     ) -> npt.NDArray[np.bool_]:
         """:func:`heuristic_mask` over the rows of ``cand``, split into parts."""
+
+        def local(a: int, b: int) -> npt.NDArray[np.bool_]:
+            return heuristic_mask(
+                view.vectors, view.sqnorm, view.euclidean, cand[a:b], cand_d[a:b], m
+            )
+
+        results = self._run(
+            cand.shape[0], lambda a, b: ("heuristic", cand[a:b], cand_d[a:b], m), local
+        )
+        return results[0] if len(results) == 1 else np.concatenate(results)
+
+    def _run(
+        self,
+        rows: int,
+        request: Callable[[int, int], tuple[object, ...]],
+        local: Callable[[int, int], _T],
+    ) -> list[_T]:
+        """``local(a, b)`` over contiguous parts of ``rows`` rows, on the helpers (which
+        are sent ``request(a, b)``) or the thread pool; the results in order."""
         if self.helpers is not None:
-            return self.helpers.heuristic(view, cand, cand_d, m)
-        fixed = (view.vectors, view.sqnorm, view.euclidean)
-        parts = self.parts(cand.shape[0])
-        if not parts:
-            return heuristic_mask(*fixed, cand, cand_d, m)
-        assert self.pool is not None
-        futures = [
-            self.pool.submit(heuristic_mask, *fixed, cand[a:b], cand_d[a:b], m) for a, b in parts
-        ]
-        return np.concatenate([future.result() for future in futures])
+            return self.helpers.split(rows, request, local)
+        count = min(self.threads, rows // MIN_PART)
+        if count <= 1 or self.pool is None:
+            return [local(0, rows)]
+        bounds = np.linspace(0, rows, count + 1).astype(np.int64).tolist()
+        futures = [self.pool.submit(local, a, b) for a, b in itertools.pairwise(bounds)]
+        return [future.result() for future in futures]
 
     def close(self) -> None:
         if self.pool is not None:

@@ -52,9 +52,9 @@ from typing import IO, Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from ._common import F32Array, I32Array
+from ._common import I32Array
 from ._graph import Graph, Layer, heuristic_mask
-from ._lockstep import Int64Array, SearchView, beam
+from ._lockstep import SearchView, beam
 
 WORKERS_MIN = 4096  # new nodes in a batch from which add_batch starts its helpers
 START_TIMEOUT = 60.0  # seconds a helper may take to map the block and say it is ready
@@ -177,56 +177,16 @@ class Helpers:
             return None
         return cls(graph, helpers, mapping, layout)
 
-    def search(
-        self,
-        view: SearchView,
-        queries: F32Array,
-        rows: Int64Array,
-        slots: Int64Array,
-        entries: Int64Array,
-        ef: int,
-        level: int,
-        visited: npt.NDArray[np.bool_],
-    ) -> tuple[Int64Array, F32Array]:
-        """:func:`beam` for ``queries[rows]`` (the vectors of ``slots``), split between
-        this process and the helpers."""
-
-        def local(a: int, b: int) -> tuple[Int64Array, F32Array]:
-            return beam(view, queries, rows[a:b], entries[a:b], ef, level, visited)
-
-        results = self._split(
-            rows.shape[0], lambda a, b: ("beam", level, ef, slots[a:b], entries[a:b]), local
-        )
-        return (
-            np.concatenate([ids for ids, _ in results]),
-            np.concatenate([dists for _, dists in results]),
-        )
-
-    def heuristic(
-        self, view: SearchView, cand: Int64Array, cand_d: F32Array, m: int
-    ) -> npt.NDArray[np.bool_]:
-        """:func:`heuristic_mask` over the rows of ``cand``, split between this process and
-        the helpers."""
-
-        def local(a: int, b: int) -> npt.NDArray[np.bool_]:
-            return heuristic_mask(
-                view.vectors, view.sqnorm, view.euclidean, cand[a:b], cand_d[a:b], m
-            )
-
-        results = self._split(
-            cand.shape[0], lambda a, b: ("heuristic", cand[a:b], cand_d[a:b], m), local
-        )
-        return np.concatenate(results)
-
-    def _split(
+    def split(
         self,
         rows: int,
         request: Callable[[int, int], tuple[object, ...]],
         local: Callable[[int, int], _T],
     ) -> list[_T]:
         """Split ``rows`` into contiguous parts (of at least :data:`MIN_PART`): the first
-        for ``local``, one for each helper (``request(a, b)`` is what it is sent); the
-        results in order. A helper that fails is dropped and its part run locally."""
+        for ``local(a, b)``, one for each helper (``request(a, b)`` is what it is sent: a
+        beam search or a heuristic, see :func:`serve`); the results in order. A helper
+        that fails is dropped and its part run locally."""
         parts = min(len(self._helpers) + 1, rows // MIN_PART)
         if parts <= 1:
             return [local(0, rows)]
