@@ -142,7 +142,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
                 process (0 to 64; 0, the default, starts none). Used on POSIX systems for
                 batches of at least 4,096 new vectors; a helper that cannot start or
                 stops is replaced by this process with a ``RuntimeWarning``. On 2 cores,
-                ``workers=1`` builds about 1.8x as fast as none. See the API notes.
+                ``workers=1`` builds about 1.5x as fast as none. See the API notes.
 
         Raises:
             IndexUsageError: ids repeat within the batch, an id exists and ``upsert`` is
