@@ -3,7 +3,9 @@ save and reload of the index.
 
 Run with `nox -s bench -- index-db` or `python bench/bench_vector.py`. Data: 100,000 random
 unit vectors of dimension 128 (numpy seed 0) and 200 random unit queries; the exact top 10
-comes from FlatIndex. Prints a table of medians with the issue's targets. The build's
+comes from FlatIndex. Prints a table of medians with the issue's targets; the recall-0.95
+row is the smallest ef (to 16) that reaches recall@10 0.95, found by bisection between the
+ladder's rungs. The build's
 CPU time is printed next to its wall time: on a shared machine the wall time also counts
 other processes' turns.
 
@@ -34,6 +36,7 @@ from index_db import FlatIndex, HNSWIndex
 DIM = 128
 QUERIES = 200
 K = 10
+GRID = 16  # the step of the ef that the recall-0.95 row looks for
 EF_LADDER = (32, 64, 128, 192, 256, 320, 384, 448, 512, 576, 640, 768, 1024)
 
 
@@ -84,18 +87,22 @@ def main() -> None:
     rows.append((label, measured, "≥ 1,000/s", ok(rate >= 1000)))
 
     chosen = None
+    below = 0  # the largest ef of the ladder under recall 0.95
     for ef in EF_LADDER:
         ms, results = timed_queries(index, queries, ef=ef)
         rec = recall(results, truth)
         rows.append((f"  HNSW query ef={ef}", f"{ms:.2f} ms, recall@10 {rec:.3f}", "", ""))
-        if chosen is None and rec >= 0.95:
-            chosen = (ef, ms, rec)
+        if chosen is None:
+            if rec >= 0.95:
+                chosen = (ef, ms, rec)
+            else:
+                below = ef
     if chosen is None:
         rows.append(("HNSW recall@10 ≥ 0.95", "not reached on the ef ladder", "≤ 5 ms", "MISS"))
     else:
-        ef, ms, rec = chosen
-        rows.append((f"HNSW recall@10 ≥ 0.95 (first at ef={ef})", f"{ms:.2f} ms/query",
-                     "≤ 5 ms", ok(ms <= 5)))  # fmt: skip
+        ef, ms, rec = smallest_ef(index, queries, truth, below, chosen)
+        label = f"HNSW recall@10 ≥ 0.95 (smallest ef on a {GRID}-step grid: {ef}, recall {rec:.3f})"
+        rows.append((label, f"{ms:.2f} ms/query", "≤ 5 ms", ok(ms <= 5)))
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as directory:
         path = os.path.join(directory, "hnsw.snap")
@@ -112,6 +119,27 @@ def main() -> None:
     rows.append(("HNSW load, no rebuild", f"{load_s:.2f} s", "", "same results" if same
                  else "DIFFERENT RESULTS"))  # fmt: skip
     print_table(rows)
+
+
+def smallest_ef(
+    index: HNSWIndex, queries: np.ndarray, truth: list, low: int, high: tuple[int, float, float]
+) -> tuple[int, float, float]:
+    """The smallest ef (a multiple of GRID) in ``(low, high[0]]`` whose recall@10 reaches
+    0.95, by bisection between the ladder's last rung under 0.95 and its first at or above
+    it: the latency at the target recall, not at the next rung of a coarse ladder.
+    Returns (ef, median ms per query, recall)."""
+    best = high
+    while best[0] - low > GRID:
+        mid = (low + best[0]) // 2 // GRID * GRID
+        if mid <= low:
+            break
+        ms, results = timed_queries(index, queries, ef=mid)
+        rec = recall(results, truth)
+        if rec >= 0.95:
+            best = (mid, ms, rec)
+        else:
+            low = mid
+    return best
 
 
 def ok(passed: bool) -> str:
