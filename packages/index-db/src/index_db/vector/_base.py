@@ -6,6 +6,9 @@ Theory of operation
 that grows by doubling, so adding a vector is a row copy and a distance evaluation is a
 fancy-index gather plus a matrix product. Under ``euclidean`` it also keeps each row's
 squared norm, so that ``||q - v||**2 = ||v||**2 - 2 q.v + ||q||**2`` costs one product.
+For HNSW searches it also keeps, once the first search asks for it, an int8 copy of the
+matrix (``codes``, each component times ``code_scale`` and rounded; see
+:meth:`VectorStore.traversal_codes`), which every write keeps up to date.
 
 :class:`VectorIndexBase` holds what both indexes expose the same way: ``len``, ``in``,
 :meth:`~VectorIndexBase.get`, :meth:`~VectorIndexBase.ids`, input checking, the
@@ -26,6 +29,7 @@ from ..errors import IndexUsageError
 from ._common import (
     METRIC_NAMES,
     F32Array,
+    I8Array,
     IdMap,
     VectorId,
     as_matrix,
@@ -43,15 +47,18 @@ SlotArray = npt.NDArray[np.int64]
 
 
 class VectorStore:
-    """A growable float32 matrix of vectors plus, for euclidean, their squared norms."""
+    """A growable float32 matrix of vectors plus, for euclidean, their squared norms, and
+    (once asked for) their int8 traversal codes."""
 
-    __slots__ = ("dim", "metric", "sqnorm", "vectors")
+    __slots__ = ("code_scale", "codes", "dim", "metric", "sqnorm", "vectors")
 
     def __init__(self, dim: int, metric: int, capacity: int = 64) -> None:
         self.dim = dim
         self.metric = metric
         self.vectors: F32Array = np.zeros((capacity, dim), dtype=np.float32)
         self.sqnorm: F32Array = np.zeros(capacity, dtype=np.float32)
+        self.codes: I8Array | None = None
+        self.code_scale = 1.0
 
     def reserve(self, rows: int) -> None:
         """Make room for at least ``rows`` rows (doubling, so amortised O(1) per row)."""
@@ -65,6 +72,10 @@ class VectorStore:
         norms = np.zeros(new_capacity, dtype=np.float32)
         norms[:capacity] = self.sqnorm
         self.sqnorm = norms
+        if self.codes is not None:
+            codes = np.zeros((new_capacity, self.dim), dtype=np.int8)
+            codes[:capacity] = self.codes
+            self.codes = codes
 
     def write(self, slots: npt.ArrayLike, rows: F32Array) -> None:
         """Store prepared ``rows`` (already normalised for cosine) at ``slots``."""
@@ -74,6 +85,42 @@ class VectorStore:
         self.vectors[slot_array] = rows
         if self.metric == 1:
             self.sqnorm[slot_array] = np.einsum("ij,ij->i", rows, rows)
+        if self.codes is not None and slot_array.size:
+            peak = float(np.abs(rows).max())
+            if peak * self.code_scale > 127.0:  # out of the codes' range: rescale all
+                self._requantize(2.0 * peak)
+            else:
+                self.codes[slot_array] = self._quantize(rows)
+
+    def clear(self, slot: int) -> None:
+        """Zero the row of a freed ``slot`` (and its norm and code)."""
+        self.vectors[slot] = 0.0
+        self.sqnorm[slot] = 0.0
+        if self.codes is not None:
+            self.codes[slot] = 0
+
+    def traversal_codes(self) -> tuple[I8Array, float]:
+        """The int8 copy of the vectors an HNSW search traverses with, and its scale:
+        ``codes ~ rint(vectors * scale)``, so ``codes @ (q / scale) ~ vectors @ q``.
+
+        Built on the first call from the largest component (a scale that maps it to 127);
+        kept up to date by :meth:`write`, :meth:`clear` and :meth:`reserve` afterwards. A
+        write with a component beyond the range rescales every row to twice that
+        component, so rescaling happens only when the largest component doubles.
+        """
+        if self.codes is None:
+            self._requantize(float(np.abs(self.vectors).max(initial=0.0)))
+        assert self.codes is not None
+        return self.codes, self.code_scale
+
+    def _requantize(self, peak: float) -> None:
+        self.code_scale = 127.0 / peak if peak > 0.0 else 1.0
+        self.codes = self._quantize(self.vectors)
+
+    def _quantize(self, rows: F32Array) -> I8Array:
+        scaled = rows * np.float32(self.code_scale)
+        codes: I8Array = np.clip(np.rint(scaled), -127, 127).astype(np.int8)
+        return codes
 
     def distances(self, query: F32Array, slots: npt.NDArray[Any] | slice) -> F32Array:
         """Internal distances (lower is closer) from one prepared query to ``slots``."""

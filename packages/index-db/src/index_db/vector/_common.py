@@ -38,6 +38,7 @@ from ..errors import DimensionMismatchError, IndexUsageError
 VectorId = Union[int, str]  # noqa: UP007 - a runtime alias usable on Python 3.10
 F32Array = npt.NDArray[np.float32]
 I32Array = npt.NDArray[np.int32]
+I8Array = npt.NDArray[np.int8]
 
 METRICS: dict[str, int] = {"cosine": 0, "euclidean": 1, "l2": 1, "dot": 2}
 METRIC_NAMES: tuple[str, str, str] = ("cosine", "euclidean", "dot")

@@ -74,7 +74,7 @@ class FlatIndex(PersistMixin, VectorIndexBase):
         if vector_id not in self._idmap:
             return False
         slot = self._idmap.remove(vector_id)
-        self._store.vectors[slot] = 0.0
+        self._store.clear(slot)
         return True
 
     def search(

@@ -209,7 +209,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         slot = self._idmap.slot(vector_id)
         self._graph.remove(slot)
         self._idmap.remove(vector_id)
-        self._store.vectors[slot] = 0.0
+        self._store.clear(slot)
 
     def search(
         self,
@@ -243,7 +243,8 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         if k == 0 or len(self) == 0:
             return []
         if filter is None:
-            return self._results(graph_search(self._graph, prepared, beam, k), k)
+            found = graph_search(self._graph, prepared, beam, k, self._store.traversal_codes())
+            return self._results(found, k)
         if callable(filter):
             return self._search_predicate(prepared, k, beam, filter)
         allowed = self._allowed_slots(filter)
@@ -277,7 +278,7 @@ class HNSWIndex(PersistMixin, VectorIndexBase):
         assert callable(qualifies)
         verdicts: dict[int, bool] = {}
         for _ in range(WIDENINGS + 1):
-            found = graph_search(self._graph, query, beam)
+            found = graph_search(self._graph, query, beam, None, self._store.traversal_codes())
             kept = []
             for dist, slot in found:
                 if slot not in verdicts:
