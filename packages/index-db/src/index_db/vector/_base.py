@@ -44,6 +44,7 @@ from ._common import (
 
 SearchFilter = Union[Callable[[VectorId], bool], Collection[VectorId], None]  # noqa: UP007
 SlotArray = npt.NDArray[np.int64]
+_QUANTIZE_ROWS = 4096
 
 
 class VectorStore:
@@ -115,11 +116,17 @@ class VectorStore:
 
     def _requantize(self, peak: float) -> None:
         self.code_scale = 127.0 / peak if peak > 0.0 else 1.0
-        self.codes = self._quantize(self.vectors)
+        codes = np.empty(self.vectors.shape, dtype=np.int8)
+        for start in range(0, codes.shape[0], _QUANTIZE_ROWS):  # blocks that stay in cache
+            block = slice(start, start + _QUANTIZE_ROWS)
+            codes[block] = self._quantize(self.vectors[block])
+        self.codes = codes
 
     def _quantize(self, rows: F32Array) -> I8Array:
         scaled = rows * np.float32(self.code_scale)
-        codes: I8Array = np.clip(np.rint(scaled), -127, 127).astype(np.int8)
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, -127, 127, out=scaled)  # float rounding can pass 127 by an ulp
+        codes: I8Array = scaled.astype(np.int8)
         return codes
 
     def distances(self, query: F32Array, slots: npt.NDArray[Any] | slice) -> F32Array:
