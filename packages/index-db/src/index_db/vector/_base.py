@@ -116,8 +116,9 @@ class VectorStore:
 
     def _requantize(self, peak: float) -> None:
         self.code_scale = 127.0 / peak if peak > 0.0 else 1.0
-        codes = np.empty(self.vectors.shape, dtype=np.int8)
-        for start in range(0, codes.shape[0], _QUANTIZE_ROWS):  # blocks that stay in cache
+        rows = self.vectors.shape[0]
+        codes: I8Array = np.empty((rows, self.dim), dtype=np.int8)
+        for start in range(0, rows, _QUANTIZE_ROWS):  # blocks that stay in cache
             block = slice(start, start + _QUANTIZE_ROWS)
             codes[block] = self._quantize(self.vectors[block])
         self.codes = codes
