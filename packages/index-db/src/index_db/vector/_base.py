@@ -7,7 +7,7 @@ that grows by doubling, so adding a vector is a row copy and a distance evaluati
 fancy-index gather plus a matrix product. Under ``euclidean`` it also keeps each row's
 squared norm, so that ``||q - v||**2 = ||v||**2 - 2 q.v + ||q||**2`` costs one product.
 For HNSW searches it also keeps, once the first search asks for it, an int8 copy of the
-matrix (``codes``, each component times ``code_scale`` and rounded; see
+matrix (``codes``: each row divided by its own ``code_step`` and rounded; see
 :meth:`VectorStore.traversal_codes`), which every write keeps up to date.
 
 :class:`VectorIndexBase` holds what both indexes expose the same way: ``len``, ``in``,
@@ -51,7 +51,7 @@ class VectorStore:
     """A growable float32 matrix of vectors plus, for euclidean, their squared norms, and
     (once asked for) their int8 traversal codes."""
 
-    __slots__ = ("code_scale", "codes", "dim", "metric", "sqnorm", "vectors")
+    __slots__ = ("code_step", "codes", "dim", "metric", "sqnorm", "vectors")
 
     def __init__(self, dim: int, metric: int, capacity: int = 64) -> None:
         self.dim = dim
@@ -59,7 +59,7 @@ class VectorStore:
         self.vectors: F32Array = np.zeros((capacity, dim), dtype=np.float32)
         self.sqnorm: F32Array = np.zeros(capacity, dtype=np.float32)
         self.codes: I8Array | None = None
-        self.code_scale = 1.0
+        self.code_step: F32Array | None = None
 
     def reserve(self, rows: int) -> None:
         """Make room for at least ``rows`` rows (doubling, so amortised O(1) per row)."""
@@ -73,10 +73,12 @@ class VectorStore:
         norms = np.zeros(new_capacity, dtype=np.float32)
         norms[:capacity] = self.sqnorm
         self.sqnorm = norms
-        if self.codes is not None:
+        if self.codes is not None and self.code_step is not None:
             codes = np.zeros((new_capacity, self.dim), dtype=np.int8)
             codes[:capacity] = self.codes
-            self.codes = codes
+            step = np.zeros(new_capacity, dtype=np.float32)
+            step[:capacity] = self.code_step
+            self.codes, self.code_step = codes, step
 
     def write(self, slots: npt.ArrayLike, rows: F32Array) -> None:
         """Store prepared ``rows`` (already normalised for cosine) at ``slots``."""
@@ -86,49 +88,35 @@ class VectorStore:
         self.vectors[slot_array] = rows
         if self.metric == 1:
             self.sqnorm[slot_array] = np.einsum("ij,ij->i", rows, rows)
-        if self.codes is not None and slot_array.size:
-            peak = float(np.abs(rows).max())
-            if peak * self.code_scale > 127.0:  # out of the codes' range: rescale all
-                self._requantize(2.0 * peak)
-            else:
-                self.codes[slot_array] = self._quantize(rows)
+        if self.codes is not None and self.code_step is not None:
+            self.codes[slot_array], self.code_step[slot_array] = _quantize(rows)
 
     def clear(self, slot: int) -> None:
         """Zero the row of a freed ``slot`` (and its norm and code)."""
         self.vectors[slot] = 0.0
         self.sqnorm[slot] = 0.0
-        if self.codes is not None:
+        if self.codes is not None and self.code_step is not None:
             self.codes[slot] = 0
+            self.code_step[slot] = 0.0
 
-    def traversal_codes(self) -> tuple[I8Array, float]:
-        """The int8 copy of the vectors an HNSW search traverses with, and its scale:
-        ``codes ~ rint(vectors * scale)``, so ``codes @ (q / scale) ~ vectors @ q``.
+    def traversal_codes(self) -> tuple[I8Array, F32Array]:
+        """The int8 copy of the vectors an HNSW search traverses with, and each row's step:
+        ``vectors[i] ~ codes[i] * step[i]``, so ``(codes @ q) * step ~ vectors @ q``.
 
-        Built on the first call from the largest component (a scale that maps it to 127);
-        kept up to date by :meth:`write`, :meth:`clear` and :meth:`reserve` afterwards. A
-        write with a component beyond the range rescales every row to twice that
-        component, so rescaling happens only when the largest component doubles.
+        Each row has its own step (its largest component maps to 127), so every row keeps
+        8 bits of resolution whatever the spread of norms. Built on the first call (in
+        blocks of rows, about 0.05 s at 100,000 x 128) and kept up to date by
+        :meth:`write`, :meth:`clear` and :meth:`reserve` afterwards.
         """
-        if self.codes is None:
-            self._requantize(float(np.abs(self.vectors).max(initial=0.0)))
-        assert self.codes is not None
-        return self.codes, self.code_scale
-
-    def _requantize(self, peak: float) -> None:
-        self.code_scale = 127.0 / peak if peak > 0.0 else 1.0
-        rows = self.vectors.shape[0]
-        codes: I8Array = np.empty((rows, self.dim), dtype=np.int8)
-        for start in range(0, rows, _QUANTIZE_ROWS):  # blocks that stay in cache
-            block = slice(start, start + _QUANTIZE_ROWS)
-            codes[block] = self._quantize(self.vectors[block])
-        self.codes = codes
-
-    def _quantize(self, rows: F32Array) -> I8Array:
-        scaled = rows * np.float32(self.code_scale)
-        np.rint(scaled, out=scaled)
-        np.clip(scaled, -127, 127, out=scaled)  # float rounding can pass 127 by an ulp
-        codes: I8Array = scaled.astype(np.int8)
-        return codes
+        if self.codes is None or self.code_step is None:
+            rows = self.vectors.shape[0]
+            codes: I8Array = np.empty((rows, self.dim), dtype=np.int8)
+            step: F32Array = np.empty(rows, dtype=np.float32)
+            for start in range(0, rows, _QUANTIZE_ROWS):  # blocks that stay in cache
+                block = slice(start, start + _QUANTIZE_ROWS)
+                codes[block], step[block] = _quantize(self.vectors[block])
+            self.codes, self.code_step = codes, step
+        return self.codes, self.code_step
 
     def distances(self, query: F32Array, slots: npt.NDArray[Any] | slice) -> F32Array:
         """Internal distances (lower is closer) from one prepared query to ``slots``."""
@@ -151,6 +139,18 @@ class VectorStore:
         row = as_vector(vector, self.dim, what=what)
         prepared: F32Array = self.prepare(row.reshape(1, self.dim), what=what)[0]
         return prepared
+
+
+def _quantize(rows: F32Array) -> tuple[I8Array, F32Array]:
+    """Per-row int8 codes of ``rows`` and each row's step (largest component / 127; 0 for a
+    zero row)."""
+    peak = np.abs(rows).max(axis=1) if rows.shape[0] else np.zeros(0, np.float32)
+    step = (peak / np.float32(127.0)).astype(np.float32)
+    inverse = np.divide(np.float32(1.0), step, out=np.zeros_like(step), where=step > 0)
+    scaled = rows * inverse[:, None]
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, -127, 127, out=scaled)  # float rounding can pass 127 by an ulp
+    return scaled.astype(np.int8), step
 
 
 class VectorIndexBase:
