@@ -206,13 +206,18 @@ def _fixed_slots(n: int, width: int, end: int) -> bytes:
     return struct.pack(f"<{n}H", *range(top, end, width)) + bytes(top - _H - L.SLOT_SIZE * n)
 
 
-def slot_offsets(payload: memoryview, count: int) -> array[int]:
+def slot_offsets(payload: memoryview | bytes, count: int) -> array[int]:
     """The ``count`` slots (cell offsets) of the leaf page ``payload``."""
-    offs = array("H")
-    offs.frombytes(payload[_H : _H + L.SLOT_SIZE * count])
-    if sys.byteorder == "big":  # slots are little-endian on disk
-        offs.byteswap()
-    return offs
+    return _u16s(payload, _H, count)
+
+
+def _u16s(payload: memoryview | bytes, start: int, count: int) -> array[int]:
+    """The ``count`` little-endian u16 of ``payload`` from ``start``."""
+    values = array("H")
+    values.frombytes(payload[start : start + 2 * count])
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values
 
 
 def leaf_insert_in_place(payload: memoryview, leaf: Leaf, i: int, key: bytes, val: Value) -> None:
@@ -360,7 +365,10 @@ def branch_insert_in_place(payload: memoryview, node: Branch, index: int) -> Non
     kids_end = _H + L.CHILD_SIZE * n  # the old node's n children
     cut_kid = _H + L.CHILD_SIZE * (index + 1)
     cut_len = kids_end + L.KEYLEN_SIZE * index
-    cut_key = kids_end + L.KEYLEN_SIZE * (n - 1) + sum(map(len, islice(node.keys, index)))
+    # The old separators before ``index`` are the new ones; their lengths are on the page
+    # already (reading them there touches no key object).
+    skipped = sum(_u16s(payload, kids_end, index))
+    cut_key = kids_end + L.KEYLEN_SIZE * (n - 1) + skipped
     tail = b"".join(
         (
             _CHILD_PACK(node.children[index + 1]),

@@ -27,10 +27,23 @@ from page_db import InvalidPageIdError
 from ..errors import CorruptIndexError
 from . import _layout as L
 from ._core import TreeCore, _TreeDroppedError
-from ._node import Leaf, OverflowRef, decode_branch, decode_leaf
+from ._node import Leaf, OverflowRef, decode_branch, decode_leaf, slot_offsets
 from ._overflow import chain_pages
 
 __all__ = ["verify_tree", "drop_tree"]
+
+
+def _differs(cached: Leaf, leaf: Leaf, raw: bytes) -> bool:
+    """Whether the cached leaf's entries or bookkeeping (sizes, heap top, garbage, the
+    slot array when it holds one) are not those of ``leaf``, decoded from ``raw``."""
+    return (
+        cached.keys != leaf.keys
+        or cached.vals != leaf.vals
+        or cached.next != leaf.next
+        or (cached.used, cached.top, cached.garbage, cached.overflows)
+        != (leaf.used, leaf.top, leaf.garbage, leaf.overflows)
+        or (cached.offs is not None and cached.offs != slot_offsets(raw, len(leaf.keys)))
+    )
 
 
 class _Walk:
@@ -66,9 +79,7 @@ class _Walk:
             leaf = decode_leaf(raw, pid)
             self._bounds(leaf.keys, lo, hi, pid)
             self._fill(leaf.used, is_root, pid)
-            if isinstance(extra, Leaf) and (
-                extra.keys != leaf.keys or extra.vals != leaf.vals or extra.next != leaf.next
-            ):
+            if isinstance(extra, Leaf) and _differs(extra, leaf, raw):
                 raise CorruptIndexError("cached leaf differs from its page", page_id=pid)
             for val in leaf.vals:
                 if isinstance(val, OverflowRef):
