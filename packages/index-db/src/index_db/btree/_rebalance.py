@@ -193,34 +193,46 @@ def _drop(core: TreeCore, parent: Branch, li: int, right: Node, dirty: dict[int,
     core.free(right.pid)
 
 
-def fix_up(core: TreeCore, path: list[Any], node: Node) -> None:
-    """Restore the size bounds from ``node`` up the ``path``, then write what changed.
+def _push_up(
+    core: TreeCore,
+    path: list[Any],
+    node: Node,
+    right: Node,
+    sep: bytes,
+    dirty: dict[int, Node],
+    patched: dict[int, int],
+) -> Branch | None:
+    """Add ``right`` (split off ``node``) and ``sep`` to ``node``'s parent and return the
+    parent, or make a new root over the two (then return None)."""
+    if not path:
+        level = 1 if isinstance(node, Leaf) else node.level + 1
+        root = Branch(core.store.allocate(), level, [sep], [node.pid, right.pid])
+        dirty[root.pid] = root
+        core.root = root.pid
+        core.height += 1
+        return None
+    parent: Branch
+    parent, index = path.pop()
+    parent.keys.insert(index, sep)
+    parent.children.insert(index + 1, right.pid)
+    parent.used += L.BRANCH_KEY_COST + len(sep)
+    if parent.pid not in dirty:
+        patched[parent.pid] = index
+    return parent
 
-    Args:
-        core: the tree.
-        path: ``[branch, child_index]`` per level from the root down to ``node``'s parent.
-        node: the node just changed in memory (its page may not match it yet).
-    """
-    dirty: dict[int, Node] = {node.pid: node}
-    patched: dict[int, int] = {}  # branch pid -> index of its one in-place insert
+
+def _walk(
+    core: TreeCore, path: list[Any], node: Node, dirty: dict[int, Node], patched: dict[int, int]
+) -> None:
+    """Split, merge or redistribute from ``node`` up while a level is out of bounds."""
     while True:
         if node.used > core.cap:
             patched.pop(node.pid, None)
             right, sep = _split(core, node)
             dirty[right.pid] = right
-            if not path:
-                level = 1 if isinstance(node, Leaf) else node.level + 1
-                root = Branch(core.store.allocate(), level, [sep], [node.pid, right.pid])
-                dirty[root.pid] = root
-                core.root = root.pid
-                core.height += 1
-                break
-            parent, index = path.pop()
-            parent.keys.insert(index, sep)
-            parent.children.insert(index + 1, right.pid)
-            parent.used += L.BRANCH_KEY_COST + len(sep)
-            if parent.pid not in dirty:
-                patched[parent.pid] = index
+            parent = _push_up(core, path, node, right, sep, dirty, patched)
+            if parent is None:
+                return
         elif path and node.used < core.min_fill:
             parent, index = path.pop()
             patched.pop(node.pid, None)
@@ -233,9 +245,33 @@ def fix_up(core: TreeCore, path: list[Any], node: Node) -> None:
                 core.height -= 1
                 dirty.pop(node.pid, None)
                 core.free(node.pid)
-            break
+            return
         dirty[parent.pid] = parent
         node = parent
+
+
+def fix_up(
+    core: TreeCore, path: list[Any], node: Node, split: tuple[Leaf, bytes] | None = None
+) -> None:
+    """Restore the size bounds from ``node`` up the ``path``, then write what changed.
+
+    Args:
+        core: the tree.
+        path: ``[branch, child_index]`` per level from the root down to ``node``'s parent.
+        node: the node just changed in memory (its page may not match it yet).
+        split: ``(right, separator)`` when ``node`` is a leaf already split in two, both
+            halves written (``_split.split_in_order``): the walk starts at the parent.
+    """
+    dirty: dict[int, Node] = {}
+    patched: dict[int, int] = {}  # branch pid -> index of its one in-place insert
+    if split is None:
+        dirty[node.pid] = node
+        _walk(core, path, node, dirty, patched)
+    else:
+        parent = _push_up(core, path, node, *split, dirty, patched)
+        if parent is not None:
+            dirty[parent.pid] = parent
+            _walk(core, path, parent, dirty, patched)
     core.shape += 1
     for changed in dirty.values():
         index = patched.get(changed.pid, -1)

@@ -44,6 +44,7 @@ from ._node import (
 from ._overflow import free_chain, read_chain, write_chain
 from ._rebalance import fix_up
 from ._scan import prefix_end, scan_forward, scan_reverse
+from ._split import add_to_full_leaf
 from ._verify import drop_tree, verify_tree
 
 __all__ = ["BTree"]
@@ -302,6 +303,7 @@ class BTree:
             stored = OverflowRef(write_chain(self._store, value), len(value))
         old: Value | None = None
         fix = False
+        split: tuple[Leaf, bytes] | None = None
         if found:
             old = leaf.vals[i]
             if type(old) is bytes and stored.__class__ is bytes and len(old) == len(value):
@@ -326,15 +328,12 @@ class BTree:
                 page.extra = leaf
                 fix = core.height > 1 and leaf.used < core.min_fill
             else:
-                leaf.keys.insert(i, key)
-                leaf.vals.insert(i, stored)
-                leaf.used += size
-                leaf.overflows += stored.__class__ is not bytes
+                split = add_to_full_leaf(core, page, leaf, i, key, stored)
                 fix = True
         if isinstance(old, OverflowRef):
             free_chain(self._store, old.first, old.length, leaf.pid)
         if fix:
-            fix_up(core, core.branch_path(key), leaf)
+            fix_up(core, core.branch_path(key), leaf, split)
 
     def delete(self, key: bytes) -> bool:
         """Remove ``key``.
