@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from index_db import BTree
 from page_db import PageStore
-from strata_testkit import CrashFS
+from strata_testkit import CrashFS, CrashState
 
 NAME = "tree.pages"
 
@@ -33,3 +35,22 @@ def check_equal(tree: BTree, model: dict[bytes, bytes]) -> None:
     assert list(tree.range(reverse=True)) == expected[::-1]
     for key, value in expected[:50]:
         assert tree.get(key) == value
+
+
+def checkpointed_tree(
+    models: dict[bytes, dict[bytes, bytes]], pool_pages: int = 8
+) -> Callable[[CrashState, int], None]:
+    """A check for ``explore_crashes``: the crash state reopens to the tree saved with one
+    of the metas in ``models`` (checkpoint meta -> the model saved with it), verified and
+    equal to that model."""
+
+    def check(state: CrashState, point: int) -> None:
+        fs = CrashFS(files=state.files)
+        with PageStore.open_file(fs.open(NAME), pool_pages=pool_pages) as store:
+            meta = store.meta
+            assert meta in models, f"unknown meta {meta!r} at point {point}"
+            tree = BTree.open(store, meta)
+            tree.verify()
+            check_equal(tree, models[meta])
+
+    return check

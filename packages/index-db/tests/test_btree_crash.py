@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import random
 
-from _btree_helpers import NAME, check_equal, durable_tree
+from _btree_helpers import NAME, checkpointed_tree, durable_tree
 
 from index_db import BTree
 from page_db import PageStore
-from strata_testkit import CrashFS, CrashState, explore_crashes
+from strata_testkit import CrashFS, explore_crashes
 
 
 def test_every_crash_state_is_a_checkpointed_tree() -> None:
@@ -45,14 +45,5 @@ def test_every_crash_state_is_a_checkpointed_tree() -> None:
             store.checkpoint(meta)
         store.close()
 
-    def check(state: CrashState, point: int) -> None:
-        fs = CrashFS(files=state.files)
-        with PageStore.open_file(fs.open(NAME), pool_pages=8) as store:
-            meta = store.meta
-            assert meta in models, f"unknown meta {meta!r} at point {point}"
-            tree = BTree.open(store, meta)
-            tree.verify()
-            check_equal(tree, models[meta])
-
-    checked = explore_crashes(workload, check, files=files, max_states=6)
+    checked = explore_crashes(workload, checkpointed_tree(models), files=files, max_states=6)
     assert checked > 20

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _btree_helpers import NAME, check_equal, durable_tree
+from _btree_helpers import NAME, check_equal, checkpointed_tree, durable_tree
 
 from index_db import BTree
 from index_db.btree import _layout as L
 from index_db.btree import _rebalance
 from page_db import PageStore
-from strata_testkit import CrashFS, CrashState, explore_crashes
+from strata_testkit import CrashFS, explore_crashes
 
 
 def _count_general_splits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -124,13 +124,4 @@ def test_power_loss_during_byte_splits_keeps_a_checkpoint() -> None:
             store.checkpoint(meta)
         store.close()
 
-    def check(state: CrashState, point: int) -> None:
-        fs = CrashFS(files=state.files)
-        with PageStore.open_file(fs.open(NAME), pool_pages=8) as store:
-            meta = store.meta
-            assert meta in models, f"unknown meta {meta!r} at point {point}"
-            tree = BTree.open(store, meta)
-            tree.verify()
-            check_equal(tree, models[meta])
-
-    assert explore_crashes(workload, check, files=files, max_states=6) > 10
+    assert explore_crashes(workload, checkpointed_tree(models), files=files, max_states=6) > 10
