@@ -19,7 +19,8 @@ from _btree_helpers import NAME, check_equal, checkpointed_tree, durable_tree
 
 from index_db import BTree
 from index_db.btree import _layout as L
-from index_db.btree import _rebalance
+from index_db.btree import _rebalance, _split
+from index_db.btree._node import Leaf, decode_leaf, encode_leaf
 from page_db import PageStore
 from strata_testkit import CrashFS, explore_crashes
 
@@ -125,3 +126,41 @@ def test_power_loss_during_byte_splits_keeps_a_checkpoint() -> None:
         store.close()
 
     assert explore_crashes(workload, checkpointed_tree(models), files=files, max_states=6) > 10
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_split_pages_are_what_a_rewrite_writes(seed: int) -> None:
+    """Both pages of a byte split equal ``encode_leaf`` of the two halves, byte for byte."""
+    rnd = random.Random(seed)
+    cap = 4064 - L.HEADER_SIZE
+    entries: list[tuple[bytes, bytes]] = []
+    used = 0
+    while True:  # fill one leaf of a 4 KiB page (4064-byte payload) to the last entry
+        key, value = rnd.randbytes(rnd.randint(1, 40)), rnd.randbytes(rnd.choice((0, 5, 100, 600)))
+        size = L.CELL_HEADER_SIZE + L.SLOT_SIZE + len(key) + len(value)
+        if used + size > cap:
+            break
+        entries.append((key, value))
+        used += size
+    entries = sorted(dict(entries).items())
+    leaf = Leaf(7, [k for k, _ in entries], [v for _, v in entries], 99)
+    left, right = bytearray(4064), bytearray(4064)
+    encode_leaf(memoryview(left), leaf)
+    offs = _split._in_order(memoryview(left), leaf)
+    assert offs is not None
+    new = _split._split_in_order(memoryview(left), memoryview(right), leaf, 8, offs)
+    assert leaf.keys + new.keys == [k for k, _ in entries]
+    assert (leaf.next, new.next) == (8, 99)
+    for page, half in ((left, leaf), (right, new)):
+        expected = bytearray(4064)
+        encode_leaf(memoryview(expected), Leaf(half.pid, half.keys, half.vals, half.next))
+        assert page == expected
+        decoded = decode_leaf(bytes(page), half.pid)
+        assert (decoded.used, decoded.top, decoded.garbage) == (half.used, half.top, 0)
+    # balanced: moving the cut one entry either way would not balance the bytes better
+    sizes = [L.CELL_HEADER_SIZE + L.SLOT_SIZE + len(k) + len(v) for k, v in entries]
+    m = len(leaf.keys)
+    gap = abs(sum(sizes[:m]) - sum(sizes[m:]))
+    for other in (m - 1, m + 1):
+        if 1 <= other < len(sizes):
+            assert gap <= abs(sum(sizes[:other]) - sum(sizes[other:]))

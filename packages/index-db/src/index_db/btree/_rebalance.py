@@ -260,7 +260,7 @@ def fix_up(
         path: ``[branch, child_index]`` per level from the root down to ``node``'s parent.
         node: the node just changed in memory (its page may not match it yet).
         split: ``(right, separator)`` when ``node`` is a leaf already split in two, both
-            halves written (``_split.split_in_order``): the walk starts at the parent.
+            halves written (``_split.add_to_full_leaf``): the walk starts at the parent.
     """
     dirty: dict[int, Node] = {}
     patched: dict[int, int] = {}  # branch pid -> index of its one in-place insert
