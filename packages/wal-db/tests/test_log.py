@@ -146,8 +146,22 @@ class _StallingFS:
     def open(self, name: str, *, create: bool = True) -> _StallingFile:
         return _StallingFile(self, self.inner.open(name, create=create))
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
+    # Spelled out, not delegated by __getattr__: from Python 3.12 on, isinstance() against
+    # a runtime-checkable Protocol (FileSystem) looks members up statically.
+    def exists(self, name: str) -> bool:
+        return self.inner.exists(name)
+
+    def listdir(self) -> list[str]:
+        return self.inner.listdir()
+
+    def rename(self, src: str, dst: str) -> None:
+        self.inner.rename(src, dst)
+
+    def unlink(self, name: str) -> None:
+        self.inner.unlink(name)
+
+    def fsync_dir(self) -> None:
+        self.inner.fsync_dir()
 
 
 def test_interval_hands_records_to_the_os_while_an_fsync_stalls() -> None:
