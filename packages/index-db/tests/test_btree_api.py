@@ -377,6 +377,31 @@ def test_bulk_load_leaves_its_nodes_in_the_oldest_generation(store: PageStore) -
         gc.unfreeze()
 
 
+def test_bulk_load_thaws_only_what_was_frozen_before_index_db(
+    store: PageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CPython 3.12 starts with a few hundred objects frozen. Those (simulated here: frozen
+    # before the module recorded its baseline) do not stop the promotion, and are thawed
+    # with the load's objects; what the process freezes afterwards stays frozen.
+    from index_db.btree import _bulk
+
+    early = object.__new__(type("Early", (), {}))
+    gc.freeze()
+    try:
+        monkeypatch.setattr(_bulk._Frozen, "interpreter", gc.get_freeze_count())
+        tree = BTree.create(store)
+        tree.bulk_load((b"%05d" % n, b"v") for n in range(2000))
+        oldest = gc.get_objects(generation=2)
+        assert any(obj is tree._core.descend(None, None, False) for obj in oldest)
+        assert any(obj is early for obj in oldest)  # thawed with the rest
+        late = object.__new__(type("Late", (), {}))
+        gc.freeze()
+        BTree.create(store).bulk_load([(b"a", b"")])
+        assert not any(obj is late for obj in gc.get_objects(generation=2))  # still frozen
+    finally:
+        gc.unfreeze()
+
+
 def test_meta_and_reopen_after_checkpoint(tmp_path: object) -> None:
     path = f"{tmp_path}/tree.pages"
     with PageStore.open(path) as store:

@@ -185,12 +185,21 @@ def _promote_unscanned() -> None:
     pool's new frames) in the youngest generation, all alive; the first collection after
     ``gc.enable()`` would walk every one of them (0.15-0.2 s at 1M keys). ``freeze`` then
     ``unfreeze`` moves them to the oldest generation instead, where full collections
-    still see them. Skipped when the process froze objects itself (``unfreeze`` would
-    thaw those too).
+    still see them. Skipped when the process has frozen objects itself (``unfreeze``
+    would thaw those too). What was frozen when index-db was imported counts as the
+    interpreter's own until the first promotion thaws it: CPython 3.12 starts with a few
+    hundred objects frozen, and 1.5 skipped every promotion there.
     """
-    if not gc.get_freeze_count():
+    if gc.get_freeze_count() <= _Frozen.interpreter:
         gc.freeze()
         gc.unfreeze()
+        _Frozen.interpreter = 0  # thawed: whatever is frozen from now on is the process's
+
+
+class _Frozen:
+    """How many objects were frozen when index-db was imported (the interpreter's)."""
+
+    interpreter = gc.get_freeze_count()
 
 
 def _stream(
