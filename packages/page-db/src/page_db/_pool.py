@@ -25,12 +25,25 @@ own costs. Guards do not latch page *contents*: two threads writing one page, or
 page another thread is writing, must be ordered by the layer above (index-db latches its
 tree). The one content guarantee page-db gives is that a checkpoint waits until no write
 guard is open, so it never captures a half-written page.
+
+Deferred writes (since 1.5). A layer above that keeps a decoded form in ``extra`` may
+change that object alone and let the page's bytes lag: ``defer(pid, settle)`` marks the
+page dirty and records ``settle``, which writes the object's current state into the
+payload. The pool calls it, with its lock held, before the bytes are next used: before a
+guard or a patch on the page, before an eviction writes the page back, and at a
+checkpoint or a compaction; then the page is an ordinary dirty page again. ``settle`` may
+decline (return False) while another thread is changing the object; the pool then picks
+another victim, or waits a millisecond with its lock released and asks again. So a page is
+never written, or read through a guard, with bytes older than its object. This is
+WiredTiger's reconciliation in miniature: a B+tree leaf that takes many puts between two
+checkpoints is encoded once, not once per put.
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -43,12 +56,27 @@ __all__ = ["Frame", "BufferPool", "PageReadGuard", "PageWriteGuard"]
 
 _get_ident = threading.get_ident
 _COMPACT_AFTER = 64  # pins taken on one frame before released ones are folded in
+_SETTLE_WAIT = 0.001  # seconds to wait (pool lock released) after a ``settle`` declines
+
+Settle = Callable[[memoryview], bool]
+"""A deferred write's callback (see :meth:`BufferPool.defer`)."""
 
 
 class Frame:
     """One page-sized buffer of the pool."""
 
-    __slots__ = ("buf", "dirty", "extra", "index", "page_id", "pins", "reader", "unpins", "writer")
+    __slots__ = (
+        "buf",
+        "dirty",
+        "extra",
+        "index",
+        "page_id",
+        "pins",
+        "reader",
+        "settle",
+        "unpins",
+        "writer",
+    )
 
     def __init__(self, index: int, page_size: int, pool: BufferPool):
         self.index = index
@@ -61,6 +89,8 @@ class Frame:
         self.unpins: list[None] = []
         self.dirty = False
         self.extra: Any = None
+        # A deferred write (``BufferPool.defer``): called before the bytes are used.
+        self.settle: Settle | None = None
         body = memoryview(self.buf)[L.PAGE_HEADER_SIZE :]
         # One guard object of each kind per frame: a guard holds no state of its own
         # beyond its frame, so handing the same object out again costs no allocation.
@@ -92,6 +122,7 @@ class BufferPool(ABC):
         self._frames: list[Frame] = []
         self._empty: list[Frame] = []
         self._resident: dict[int, Frame] = {}
+        self._deferred: set[Frame] = set()  # frames with a pending ``settle``
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._active_writers = 0
@@ -132,8 +163,8 @@ class BufferPool(ABC):
             if self._failure is not None:
                 raise self._failure
             frame = self._resident.get(page_id)
-            if frame is None:
-                frame = self._load(page_id)
+            if frame is None or frame.settle is not None:
+                frame = self._frame(page_id)
             else:
                 self._touch(frame.index)
                 self._hits += 1
@@ -254,19 +285,94 @@ class BufferPool(ABC):
             frame.buf[start : start + size] = data
             frame.dirty = True
 
+    def defer(self, page_id: int, settle: Settle) -> None:
+        """Mark the page dirty now and have ``settle`` write its bytes later (since 1.5).
+
+        For a layer above that keeps the page's decoded form in ``extra`` and changes that
+        object alone (index-db's B+tree leaves take puts this way): the page's bytes may lag
+        the object until ``settle(payload)`` writes them. The pool calls it with its lock
+        held, and the page's writable payload, before the bytes are next used — a read or
+        write guard on the page, a :meth:`patch`, a write-back on eviction, a checkpoint or
+        a compaction — and then forgets it. ``settle`` returns True once the payload
+        matches the object, or False to say "not now" (another thread is changing the
+        object): the pool then picks another victim, or releases its lock for a
+        millisecond and asks again. It must not call the store; an exception from it
+        propagates to the caller of the operation that needed the page, and the page stays
+        deferred. ``extra`` is kept. A page already deferred is settled first, so the newer
+        callback replaces it only once the older one has run. Freeing the page, or closing
+        the store, drops the callback uncalled.
+
+        Args:
+            page_id: an allocated page id.
+            settle: ``settle(payload: memoryview) -> bool``, as above.
+
+        Raises:
+            TypeError: ``settle`` is not callable, or ``page_id`` is not an int.
+            PageUsageError: the store is read-only.
+            InvalidPageIdError, CorruptPageError, PoolExhaustedError, StoreClosedError,
+            StorePoisonedError: as for :meth:`write`.
+        """
+        if not callable(settle):
+            raise TypeError(f"settle must be callable, not {type(settle).__name__}")
+        with self._lock:
+            frame = self._writable_frame(page_id)
+            frame.dirty = True
+            frame.settle = settle
+            self._deferred.add(frame)
+
     def _writable_frame(self, page_id: int) -> Frame:
         """The frame of ``page_id`` for a change, loaded on a miss (pool lock held)."""
         if self._failure is not None or self._read_only:
             self._check_writable()
         frame = self._resident.get(page_id)
-        if frame is None:
-            return self._load(page_id)
+        if frame is None or frame.settle is not None:
+            return self._frame(page_id)
         self._touch(frame.index)
         self._hits += 1
         return frame
 
+    def _frame(self, page_id: int) -> Frame:
+        """The frame of ``page_id`` with its bytes current: loaded on a miss, its deferred
+        write settled (waiting, lock released, while the settle declines). Lock held."""
+        while True:
+            frame = self._resident.get(page_id)
+            if frame is None:
+                frame = self._load(page_id)
+                if frame.settle is None:
+                    return frame
+            if frame.settle is None or self._settle(frame):
+                self._touch(frame.index)
+                self._hits += 1
+                return frame
+            self._cond.wait(_SETTLE_WAIT)
+            self._check_open()
+
+    def _settle(self, frame: Frame) -> bool:
+        """Run ``frame``'s deferred write (lock held); False if it declined for now."""
+        settle = frame.settle
+        if settle is None:
+            return True
+        if not settle(frame.writer.payload):
+            return False
+        frame.settle = None
+        self._deferred.discard(frame)
+        return True
+
+    def _settle_all(self) -> None:
+        """Settle every deferred page, waiting (lock released) while one declines."""
+        while self._deferred:
+            for frame in list(self._deferred):
+                self._settle(frame)
+            if self._deferred:
+                self._cond.wait(_SETTLE_WAIT)
+                self._check_open()
+
     def _load(self, page_id: int) -> Frame:
         frame = self._take_frame()
+        other = self._resident.get(page_id)
+        if other is not None:  # loaded by another thread while _take_frame waited
+            self._empty.append(frame)
+            return other
         try:
             self._read_page(page_id, frame.buf)
         except BaseException:
@@ -299,13 +405,27 @@ class BufferPool(ABC):
             self._frames.append(frame)
             return frame
         frames = self._frames
-        index = self._replacer.victim(lambda i: not frames[i].pinned)
-        if index is None:
-            raise PoolExhaustedError(
-                f"all {self._capacity} buffer pool frames are pinned; "
-                "release page guards or open the store with a larger pool_pages"
-            )
-        victim = frames[index]
+        declined: set[int] = set()  # frames whose deferred write said "not now"
+        while True:
+            index = self._replacer.victim(lambda i: not frames[i].pinned and i not in declined)
+            if index is None:
+                if not declined:
+                    raise PoolExhaustedError(
+                        f"all {self._capacity} buffer pool frames are pinned; "
+                        "release page guards or open the store with a larger pool_pages"
+                    )
+                # Only pages another thread is changing (deferred writes that declined)
+                # are left: give that thread a moment, then look again.
+                self._cond.wait(_SETTLE_WAIT)
+                self._check_open()
+                if self._empty:
+                    return self._empty.pop()
+                declined.clear()
+                continue
+            victim = frames[index]
+            if self._settle(victim):
+                break
+            declined.add(index)
         if victim.dirty:
             self._write_back(victim)
         self._evictions += 1
@@ -320,6 +440,9 @@ class BufferPool(ABC):
         self._replacer.touch(frame.index)
 
     def _uninstall(self, frame: Frame) -> None:
+        if frame.settle is not None:  # freed: the deferred bytes are not wanted
+            frame.settle = None
+            self._deferred.discard(frame)
         frame.compact()
         del self._resident[frame.page_id]
         self._replacer.remove(frame.index)

@@ -14,9 +14,10 @@ over the copy the last durable checkpoint references:
   that slot was written after the last checkpoint (no durable state points there), and
   otherwise to a fresh slot; the old slot is *released*, but stays untouchable until the
   next checkpoint is durable, because the durable superblock still references it.
-* ``checkpoint(meta)`` writes every dirty page, the changed page-table pages and the
-  free list (each to fresh slots), fsyncs, then writes the superblock slot
-  ``seq % 2`` with the new roots and ``meta`` and fsyncs again. The second fsync is the
+* ``checkpoint(meta)`` settles every deferred write (see ``_pool``), then writes every
+  dirty page, the changed page-table pages and the free list (each to fresh slots),
+  fsyncs, then writes the superblock slot ``seq % 2`` with the new roots and ``meta`` and
+  fsyncs again. The second fsync is the
   commit point; before it, the previous checkpoint is intact, after it, the new one is.
 * Every page written between checkpoints ``S`` and ``S+1`` carries epoch ``S+1`` in its
   header. Reading a slot the durable checkpoint references demands ``epoch <= S``.
@@ -64,8 +65,9 @@ class ShadowPagedPool(BufferPool):
     def checkpoint(self, meta: bytes = b"") -> None:
         """Make every change since the last checkpoint durable, all or nothing, with ``meta``.
 
-        Waits for write guards other threads hold to close. After a crash at any moment
-        the store reopens at either the previous checkpoint or this one, never a mix.
+        Settles every deferred write (:meth:`defer`) and waits for write guards other
+        threads hold to close. After a crash at any moment the store reopens at either
+        the previous checkpoint or this one, never a mix.
 
         Args:
             meta: caller bytes stored in the superblock (at most ``page_size - 64``
@@ -79,8 +81,7 @@ class ShadowPagedPool(BufferPool):
         meta = self._checked_meta(meta)
         with self._lock:
             self._check_writable()
-            self._wait_for_writers()
-            self._check_open()
+            self._quiesce()
             try:
                 self._checkpoint_locked(meta)
             except OSError as exc:
@@ -111,8 +112,7 @@ class ShadowPagedPool(BufferPool):
         meta = self._checked_meta(meta)
         with self._lock:
             self._check_writable()
-            self._wait_for_writers()
-            self._check_open()
+            self._quiesce()
             before = self._pages.file.size()
             try:
                 self._checkpoint_locked(meta, compact=True)
@@ -123,6 +123,17 @@ class ShadowPagedPool(BufferPool):
             except OSError as exc:
                 raise self._poison("compacting", exc) from exc
             return max(0, before - self._pages.file.size())
+
+    def _quiesce(self) -> None:
+        """With the lock held: settle every deferred write and wait for other threads'
+        write guards, until both hold at once (each wait releases the lock, and another
+        thread may defer a page or open a guard meanwhile)."""
+        while True:
+            self._settle_all()
+            self._wait_for_writers()
+            self._check_open()
+            if not self._deferred:
+                return
 
     def _checked_meta(self, meta: object) -> bytes:
         """``meta`` as bytes, or TypeError / PageUsageError (too large)."""

@@ -247,7 +247,8 @@ class PageStore(ShadowPagedPool):
             A dict with ``page_size``, ``pages`` (allocated ids), ``free_ids``,
             ``slots`` (physical slots in the file's high-water), ``free_slots``,
             ``checkpoint_seq``, pool figures ``pool_capacity``, ``pool_resident``,
-            ``pool_pinned``, ``pool_dirty``, ``hits``, ``misses``, ``evictions``, I/O
+            ``pool_pinned``, ``pool_dirty``, ``pool_deferred`` (since 1.5: pages
+            with a deferred write pending), ``hits``, ``misses``, ``evictions``, I/O
             counts ``page_reads``, ``page_writes``, ``fsyncs``, ``checkpoints``, and
             ``direct_io`` / ``direct_io_fallback`` (why O_DIRECT is off, if asked for).
         """
@@ -264,6 +265,7 @@ class PageStore(ShadowPagedPool):
                 "pool_resident": len(resident),
                 "pool_pinned": sum(1 for f in resident if f.pinned),
                 "pool_dirty": sum(1 for f in resident if f.dirty),
+                "pool_deferred": len(self._deferred),
                 "hits": self._hits,
                 "misses": self._misses,
                 "evictions": self._evictions,
@@ -288,9 +290,10 @@ class PageStore(ShadowPagedPool):
             # break each frame <-> guard cycle, so reference counting frees the buffers
             # without waiting for a garbage collection.
             for frame in self._frames:
-                frame.extra = None
+                frame.extra = frame.settle = None
                 del frame.reader, frame.writer
             self._frames = []
+            self._deferred.clear()
             self._empty.clear()
             self._resident.clear()
             self._pages.close()
