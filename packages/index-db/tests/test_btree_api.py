@@ -573,10 +573,12 @@ def test_a_failed_write_makes_the_tree_refuse_use(
     scan = tree.range()
     next(scan)
 
-    def failing_write(page_id: int) -> object:
+    def failing_write(page_id: int, *args: object) -> object:
         raise OSError("disk on fire")
 
+    store.checkpoint(tree.meta())  # every leaf encoded: a put's next change needs page-db
     monkeypatch.setattr(store, "write", failing_write)
+    monkeypatch.setattr(store, "defer", failing_write)  # a put's first change to a leaf
     with pytest.raises(OSError):
         tree.put(b"new", b"value")
     monkeypatch.undo()

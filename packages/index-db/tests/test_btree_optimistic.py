@@ -80,10 +80,12 @@ def test_a_broken_tree_refuses_optimistic_gets(monkeypatch: pytest.MonkeyPatch) 
         tree.put(b"%05d" % n, b"v" * 50)
     assert tree.get(b"00001") == b"v" * 50
 
-    def failing_write(page_id: int) -> object:
+    def failing_write(page_id: int, *args: object) -> object:
         raise OSError("disk on fire")
 
+    store.checkpoint(tree.meta())  # every leaf encoded: a put's next change needs page-db
     monkeypatch.setattr(store, "write", failing_write)
+    monkeypatch.setattr(store, "defer", failing_write)  # a put's first change to a leaf
     with pytest.raises(OSError):
         tree.put(b"new", b"value")
     monkeypatch.undo()

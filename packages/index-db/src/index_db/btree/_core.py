@@ -105,7 +105,9 @@ class TreeCore:
         self.max_key = L.max_key_size(payload)
         self.min_fill = L.min_fill(payload)
         self.branches: dict[int, Branch] = {}
-        self.latch = threading.Lock()
+        # Re-entrant so that a deferred leaf's settle (``defer``), which page-db may call
+        # from inside this thread's own write, takes it without blocking.
+        self.latch = threading.RLock()
         self.shape = 0
         self.broken: BaseException | None = None
         # Seqlock for the optimistic lookups: a writer makes it odd before changing
@@ -351,6 +353,32 @@ class TreeCore:
             leaf = self.leaf(leaf.next)
 
     # --- writing nodes -------------------------------------------------------------------
+    def defer(self, leaf: Leaf) -> None:
+        """Let ``leaf``'s page lag the object: page-db encodes it when the bytes are needed.
+
+        Called (latch held) before a put or delete first changes a leaf's lists alone.
+        The callback page-db keeps runs with page-db's lock held, from this thread (inside
+        one of its page-db calls, between changes) or from any other (an eviction, a
+        checkpoint); it encodes the leaf only when it can take the tree latch at once,
+        which a thread already holding it does, and otherwise declines, so no thread
+        ever encodes a leaf another thread is changing.
+        """
+        latch = self.latch
+
+        def settle(payload: memoryview) -> bool:
+            if not latch.acquire(False):
+                return False
+            try:
+                if leaf.pending:
+                    encode_leaf(payload, leaf)
+                    leaf.pending = False
+            finally:
+                latch.release()
+            return True
+
+        self.store.defer(leaf.pid, settle)
+        leaf.pending = True
+
     def write_leaf(self, leaf: Leaf) -> None:
         """Encode ``leaf`` whole into its page and cache it in ``extra``."""
         with self.store.write(leaf.pid) as page:

@@ -98,7 +98,18 @@ Value = Union[bytes, OverflowRef]  # noqa: UP007 - a runtime alias, 3.10-safe
 class Leaf:
     """A decoded leaf: parallel sorted ``keys`` and ``vals`` plus page bookkeeping."""
 
-    __slots__ = ("garbage", "keys", "next", "offs", "overflows", "pid", "top", "used", "vals")
+    __slots__ = (
+        "garbage",
+        "keys",
+        "next",
+        "offs",
+        "overflows",
+        "pending",
+        "pid",
+        "top",
+        "used",
+        "vals",
+    )
 
     def __init__(
         self,
@@ -124,6 +135,10 @@ class Leaf:
         # The page's slot array (cell offsets), read on demand by a same-size overwrite
         # and dropped by every change that moves slots (lay-out, insert, delete).
         self.offs: array[int] | None = None
+        # True while the page's bytes lag this object: a put or delete changed the lists
+        # alone and page-db holds a deferred write (``TreeCore.defer``) that encodes them.
+        # ``top``, ``garbage`` and ``offs`` describe the page and mean nothing meanwhile.
+        self.pending = False
 
 
 class Branch:

@@ -6,12 +6,14 @@ A lookup descends the cached branches (no page guard above the leaf level), peek
 leaf's decoded form in its page-db frame, and finds the key by ``bisect`` in the leaf's
 decoded key list — without the tree latch, validated by ``TreeCore.version`` (a seqlock:
 see :meth:`BTree.get`), falling back to the latch when anything was not cached or changed.
-A put or delete descends the same way, then changes the leaf *in place* under one write
-guard (see :mod:`._node`); a put that replaces an inline value with one of the same size
-is one page-db ``patch`` of the value's bytes instead, at the offset from the leaf's slot
-array (read once and cached on the decoded leaf until a change moves slots). Only when the
-leaf would overflow, or a non-root node drops under a quarter full, does
-:func:`._rebalance.fix_up` split, merge or redistribute along the path.
+A put or delete descends the same way, then changes the decoded leaf's lists alone: the
+page's bytes lag them until page-db needs the bytes. The first change after the leaf was
+last encoded registers a page-db deferred write (``PageStore.defer``; see
+:meth:`._core.TreeCore.defer`), which encodes the whole leaf before a guard, an eviction or
+a checkpoint uses the page, so a leaf that takes many puts between two checkpoints is
+encoded once (WiredTiger's reconciliation, in miniature). Only when the leaf would
+overflow, or a non-root node drops under a quarter full, does
+:func:`._rebalance.fix_up` split, merge or redistribute along the path, under guards.
 
 Persistence. Every change goes to page-db pages, so page-db's checkpoint is the tree's
 commit point. The tree's own state — root page id and key count — is 20 bytes
@@ -38,8 +40,6 @@ from ._node import (
     Value,
     cell_size,
     leaf_delete_in_place,
-    leaf_insert_in_place,
-    slot_offsets,
 )
 from ._overflow import free_chain, read_chain, write_chain
 from ._rebalance import fix_up
@@ -49,7 +49,6 @@ from ._verify import drop_tree, verify_tree
 
 __all__ = ["BTree"]
 
-_CELL_HEADER = L.CELL_HEADER_SIZE
 _CELL_OVERHEAD = L.SLOT_SIZE + L.CELL_HEADER_SIZE
 _MISSING: Any = object()
 _TOUCH_EVERY = 15  # an optimistic get refreshes its leaf in page-db's policy 1 time in 16
@@ -294,46 +293,48 @@ class BTree:
 
     def _put(self, key: bytes, value: bytes) -> None:
         core = self._core
+        stored: Value = value
+        if _CELL_OVERHEAD + len(key) + len(value) > core.max_cell:
+            stored = OverflowRef(write_chain(self._store, value), len(value))
         leaf = core.find_leaf(key)
         keys = leaf.keys
         i = bisect_left(keys, key)
         found = i < len(keys) and keys[i] == key
-        stored: Value = value
-        if _CELL_OVERHEAD + len(key) + len(value) > core.max_cell:
-            stored = OverflowRef(write_chain(self._store, value), len(value))
         old: Value | None = None
-        fix = False
-        split: tuple[Leaf, bytes] | None = None
         if found:
             old = leaf.vals[i]
-            if type(old) is bytes and stored.__class__ is bytes and len(old) == len(value):
-                # Same size, inline: overwrite the value's bytes where they are, one
-                # patch (no guard), with the slot array the leaf caches after one read.
-                offs = leaf.offs
-                if offs is None:
-                    with self._store.read(leaf.pid) as page:
-                        offs = leaf.offs = slot_offsets(page.payload, len(keys))
-                self._store.patch(leaf.pid, offs[i] + _CELL_HEADER + len(key), value)
-                leaf.vals[i] = value
-                return
-        with self._store.write(leaf.pid) as page:
+            used = leaf.used - cell_size(key, old) + cell_size(key, stored)
+        else:
+            used = leaf.used + cell_size(key, stored) + L.SLOT_SIZE
+        if used <= core.cap:
+            # It fits: change the decoded leaf alone; its page is encoded once, when
+            # page-db needs the bytes (a guard, an eviction, the checkpoint).
+            if not leaf.pending:
+                core.defer(leaf)
+            if found:
+                leaf.vals[i] = stored
+                leaf.overflows += (stored.__class__ is not bytes) - (old.__class__ is not bytes)
+            else:
+                keys.insert(i, key)
+                leaf.vals.insert(i, stored)
+                leaf.overflows += stored.__class__ is not bytes
+                core.count += 1
+            leaf.used = used
+            if isinstance(old, OverflowRef):
+                free_chain(self._store, old.first, old.length, leaf.pid)
+            if used < core.min_fill and core.height > 1:  # a smaller value
+                fix_up(core, core.branch_path(key), leaf)
+            return
+        with self._store.write(leaf.pid) as page:  # settles a deferred leaf first
             payload = page.payload
             if found:
                 leaf_delete_in_place(payload, leaf, i)
             else:
                 core.count += 1
-            size = cell_size(key, stored) + L.SLOT_SIZE
-            if leaf.used + size <= core.cap:
-                leaf_insert_in_place(payload, leaf, i, key, stored)
-                page.extra = leaf
-                fix = core.height > 1 and leaf.used < core.min_fill
-            else:
-                split = add_to_full_leaf(core, page, leaf, i, key, stored)
-                fix = True
+            split = add_to_full_leaf(core, page, leaf, i, key, stored)
         if isinstance(old, OverflowRef):
             free_chain(self._store, old.first, old.length, leaf.pid)
-        if fix:
-            fix_up(core, core.branch_path(key), leaf, split)
+        fix_up(core, core.branch_path(key), leaf, split)
 
     def delete(self, key: bytes) -> bool:
         """Remove ``key``.
@@ -367,9 +368,12 @@ class BTree:
         i = bisect_left(leaf.keys, key)
         if i == len(leaf.keys) or leaf.keys[i] != key:
             return False
-        with self._store.write(leaf.pid) as page:
-            old = leaf_delete_in_place(page.payload, leaf, i)
-            page.extra = leaf
+        if not leaf.pending:
+            core.defer(leaf)
+        del leaf.keys[i]
+        old = leaf.vals.pop(i)
+        leaf.used -= cell_size(key, old) + L.SLOT_SIZE
+        leaf.overflows -= old.__class__ is not bytes
         core.count -= 1
         if isinstance(old, OverflowRef):
             free_chain(self._store, old.first, old.length, leaf.pid)
