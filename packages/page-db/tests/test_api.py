@@ -21,4 +21,4 @@ def test_every_public_name_exists() -> None:
 
 
 def test_version_matches_distribution_metadata() -> None:
-    assert page_db.__version__ == importlib.metadata.version("page-db") == "1.4.0"
+    assert page_db.__version__ == importlib.metadata.version("page-db") == "1.5.0"
