@@ -14,12 +14,13 @@ import random
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _btree_helpers import check_equal
 
 from index_db import BTree
-from index_db.btree import _core
+from index_db.btree import _node, _tree
 from index_db.btree._node import Leaf
 from page_db import PageStore
 
@@ -83,13 +84,13 @@ def test_a_leaf_taking_many_puts_is_encoded_once(monkeypatch: pytest.MonkeyPatch
     store.checkpoint(tree.meta())
     leaves = tree.verify()["leaves"]
     encoded: list[int] = []
-    real = _core.encode_leaf
+    real = _node.encode_leaf
 
     def counting(payload: memoryview, leaf: Leaf) -> None:
         encoded.append(leaf.pid)
         real(payload, leaf)
 
-    monkeypatch.setattr(_core, "encode_leaf", counting)
+    monkeypatch.setattr(_node, "encode_leaf", counting)
     for n in range(0, 20_000, 2):  # every key overwritten, each leaf ~40 times
         tree.put(b"%06d" % n, b"w" * 20)
     assert encoded == []  # nothing encoded while the puts run
@@ -162,3 +163,36 @@ def test_threads_evicting_and_checkpointing_while_a_tree_is_written() -> None:
         check_equal(tree, model)
     store.checkpoint(trees[0].meta())
     check_equal(BTree.open(store, store.meta), models[0])
+
+
+def test_a_deferred_leaf_that_overflows_splits_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leaf whose page lags splits without touching a page byte: both halves deferred,
+    encoded by the checkpoint, and the reopened tree equals the model."""
+    splits: list[int] = []
+    real = _tree.split_deferred
+
+    def counting(core: Any, leaf: Leaf, *args: Any) -> Any:
+        assert leaf.pending
+        splits.append(leaf.pid)
+        return real(core, leaf, *args)
+
+    monkeypatch.setattr(_tree, "split_deferred", counting)
+    path = str(tmp_path / "t.pages")
+    rnd = random.Random(5)
+    model: dict[bytes, bytes] = {}
+    with PageStore.open(path, pool_pages=4096) as store:
+        tree = BTree.create(store)
+        for _ in range(6000):
+            key = rnd.randbytes(8)
+            model[key] = rnd.randbytes(rnd.choice((10, 60, 200)))
+            tree.put(key, model[key])
+        assert len(splits) > 50
+        assert store.stats()["pool_deferred"] > 50
+        check_equal(tree, model)
+        store.checkpoint(tree.meta())
+    with PageStore.open(path, pool_pages=64) as store:
+        tree = BTree.open(store, store.meta)
+        tree.verify()
+        check_equal(tree, model)

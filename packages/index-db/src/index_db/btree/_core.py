@@ -356,27 +356,12 @@ class TreeCore:
     def defer(self, leaf: Leaf) -> None:
         """Let ``leaf``'s page lag the object: page-db encodes it when the bytes are needed.
 
-        Called (latch held) before a put or delete first changes a leaf's lists alone.
-        The callback page-db keeps runs with page-db's lock held, from this thread (inside
-        one of its page-db calls, between changes) or from any other (an eviction, a
-        checkpoint); it encodes the leaf only when it can take the tree latch at once,
-        which a thread already holding it does, and otherwise declines, so no thread
-        ever encodes a leaf another thread is changing.
+        Called (latch held) before a put or delete first changes a leaf's lists alone. The
+        leaf itself is the callback page-db keeps (:meth:`Leaf.__call__`, so deferring
+        allocates nothing the garbage collector would have to walk).
         """
-        latch = self.latch
-
-        def settle(payload: memoryview) -> bool:
-            if not latch.acquire(False):
-                return False
-            try:
-                if leaf.pending:
-                    encode_leaf(payload, leaf)
-                    leaf.pending = False
-            finally:
-                latch.release()
-            return True
-
-        self.store.defer(leaf.pid, settle)
+        leaf.latch = self.latch
+        self.store.defer(leaf.pid, leaf)
         leaf.pending = True
 
     def write_leaf(self, leaf: Leaf) -> None:

@@ -33,7 +33,7 @@ import struct
 import sys
 from array import array
 from itertools import accumulate, islice, pairwise
-from typing import Union
+from typing import Any, Union
 
 from ..errors import CorruptIndexError
 from . import _layout as L
@@ -101,6 +101,7 @@ class Leaf:
     __slots__ = (
         "garbage",
         "keys",
+        "latch",
         "next",
         "offs",
         "overflows",
@@ -139,6 +140,27 @@ class Leaf:
         # alone and page-db holds a deferred write (``TreeCore.defer``) that encodes them.
         # ``top``, ``garbage`` and ``offs`` describe the page and mean nothing meanwhile.
         self.pending = False
+        self.latch: Any = None  # the tree latch, set when the leaf is first deferred
+
+    def __call__(self, payload: memoryview) -> bool:
+        """page-db's settle for a deferred leaf: encode it into ``payload`` if pending.
+
+        page-db calls it with its pool lock held, from the writing thread (inside one of
+        its own page-db calls, between changes) or from another (an eviction, a
+        checkpoint). It encodes only when it can take the tree latch at once — which the
+        writing thread, already holding it, can — and otherwise declines (returns False),
+        so no thread ever encodes a leaf another thread is changing.
+        """
+        latch = self.latch
+        if not latch.acquire(False):
+            return False
+        try:
+            if self.pending:
+                encode_leaf(payload, self)
+                self.pending = False
+        finally:
+            latch.release()
+        return True
 
 
 class Branch:

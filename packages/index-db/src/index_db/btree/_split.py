@@ -1,4 +1,4 @@
-"""Splitting a full leaf by moving its page bytes, not by encoding both halves again.
+"""Splitting a full leaf by moving its page bytes, or in memory when its page lags.
 
 Theory of operation
 -------------------
@@ -19,6 +19,12 @@ reads no key or value: after a bulk load, when every first insert into a leaf sp
 a split costs about half as much. The decoded halves share the old lists' objects. Any
 other leaf (garbage in its heap, cells out of order, overflow references) takes the
 general path.
+
+A leaf whose page lags its decoded form (a deferred write pending, see
+``TreeCore.defer``) would have to be encoded before either of those. It is split in
+memory instead (:func:`split_deferred`): the entry goes in, the lists are cut where the
+bytes balance, the right half gets a freshly allocated page, and both halves stay
+deferred — page-db encodes each once, when it needs the bytes.
 """
 
 from __future__ import annotations
@@ -34,9 +40,9 @@ from page_db import PageWriteGuard
 from . import _layout as L
 from ._core import TreeCore
 from ._node import Leaf, Value, cell_size, leaf_insert_in_place, slot_offsets
-from ._rebalance import separator
+from ._rebalance import leaf_sizes, separator, split_index
 
-__all__ = ["add_to_full_leaf"]
+__all__ = ["add_to_full_leaf", "split_deferred"]
 
 _H = L.HEADER_SIZE
 _SLOT = L.SLOT_SIZE
@@ -142,3 +148,46 @@ def _balanced_cut(offs: array[int], top: int, end: int) -> int:
     if m == n or (m > 1 and total - twice_before(m - 1) <= twice_before(m) - total):
         m -= 1
     return m
+
+
+def split_deferred(
+    core: TreeCore, leaf: Leaf, i: int, key: bytes, val: Value, found: bool, used: int
+) -> tuple[Leaf, bytes]:
+    """Put ``key`` / ``val`` in ``leaf`` as entry ``i`` (replacing it when ``found``),
+    which makes it ``used`` bytes, more than a page holds, and split it in two decoded
+    leaves whose pages page-db encodes later (deferred writes): no page byte is touched.
+
+    The new page is allocated before ``leaf`` changes: an eviction inside ``allocate``
+    may encode ``leaf`` (a deferred write settled from this thread), which must then
+    still fit its page. Between the change and the split no page-db call is made.
+
+    Returns:
+        ``(right, separator)`` for :func:`._rebalance.fix_up` to add to the parent.
+    """
+    store = core.store
+    pid = store.allocate()
+    if not leaf.pending:
+        core.defer(leaf)
+    keys, vals = leaf.keys, leaf.vals
+    if found:
+        old = vals[i]
+        vals[i] = val
+        leaf.overflows += (val.__class__ is not bytes) - (old.__class__ is not bytes)
+    else:
+        keys.insert(i, key)
+        vals.insert(i, val)
+        leaf.overflows += val.__class__ is not bytes
+    sizes = leaf_sizes(keys, vals)
+    m = split_index(sizes, 1, len(keys) - 1)
+    left_used = sum(sizes[:m])
+    right = Leaf(pid, keys[m:], vals[m:], leaf.next, used - left_used, -1 if leaf.overflows else 0)
+    del keys[m:]
+    del vals[m:]
+    leaf.used = left_used
+    if leaf.overflows:
+        leaf.overflows -= right.overflows
+    leaf.next = pid
+    with store.write(pid) as page:
+        page.extra = right
+    core.defer(right)
+    return right, separator(keys[-1], right.keys[0])

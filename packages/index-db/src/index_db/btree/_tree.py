@@ -44,7 +44,7 @@ from ._node import (
 from ._overflow import free_chain, read_chain, write_chain
 from ._rebalance import fix_up
 from ._scan import prefix_end, scan_forward, scan_reverse
-from ._split import add_to_full_leaf
+from ._split import add_to_full_leaf, split_deferred
 from ._verify import drop_tree, verify_tree
 
 __all__ = ["BTree"]
@@ -325,13 +325,18 @@ class BTree:
             if used < core.min_fill and core.height > 1:  # a smaller value
                 fix_up(core, core.branch_path(key), leaf)
             return
-        with self._store.write(leaf.pid) as page:  # settles a deferred leaf first
-            payload = page.payload
-            if found:
-                leaf_delete_in_place(payload, leaf, i)
-            else:
-                core.count += 1
-            split = add_to_full_leaf(core, page, leaf, i, key, stored)
+        # It overflows: split. A leaf whose page is current splits by moving page bytes;
+        # one whose page lags (deferred) splits in memory, both halves deferred.
+        if not found:
+            core.count += 1
+        split: tuple[Leaf, bytes] | None
+        if leaf.pending:
+            split = split_deferred(core, leaf, i, key, stored, found, used)
+        else:
+            with self._store.write(leaf.pid) as page:
+                if found:
+                    leaf_delete_in_place(page.payload, leaf, i)
+                split = add_to_full_leaf(core, page, leaf, i, key, stored)
         if isinstance(old, OverflowRef):
             free_chain(self._store, old.first, old.length, leaf.pid)
         fix_up(core, core.branch_path(key), leaf, split)
