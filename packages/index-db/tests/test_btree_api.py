@@ -194,6 +194,22 @@ def test_deleted_space_is_reused(store: PageStore, tree: BTree) -> None:
     tree.verify()
 
 
+def test_values_overwritten_smaller_merge_the_leaves_they_empty(tree: BTree) -> None:
+    """An overwrite with a smaller value can take a leaf under a quarter full: it must be
+    merged or refilled like a delete's leaf (verify() checks every leaf's fill)."""
+    model = {b"%06d" % n: bytes([n % 251]) * 800 for n in range(400)}  # ~4 per leaf
+    for key, value in model.items():
+        tree.put(key, value)
+    leaves = tree.verify()["leaves"]
+    for n, key in enumerate(sorted(model)):
+        model[key] = b"s"
+        tree.put(key, b"s")
+        if n % 20 == 0:
+            tree.verify()
+    assert tree.verify()["leaves"] < leaves // 10
+    check_equal(tree, model)
+
+
 def test_long_keys_build_deep_trees_and_shrink_back(tree: BTree) -> None:
     prefix = b"p" * 900
     keys = [prefix + n.to_bytes(2, "big") for n in range(400)]

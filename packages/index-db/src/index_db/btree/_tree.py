@@ -282,16 +282,52 @@ class BTree:
                 core.check_usable()
             core.version += 1  # begin_write, inlined on this hot path
             try:
-                if core.hot:
+                hot = core.hot
+                if hot and key in hot:
                     core.forget(key)
                 self._put(key, value)
             except BaseException as exc:
                 core.broken = exc
                 raise
             finally:
-                core.end_write()
+                if core.broken is None:  # end_write, inlined
+                    core.version += 1
 
     def _put(self, key: bytes, value: bytes) -> None:
+        """The put itself (latch held, ``version`` odd): an inline value that fits its
+        leaf changes the decoded leaf alone; anything else takes :meth:`_put_general`."""
+        core = self._core
+        size = _CELL_OVERHEAD + len(key) + len(value)
+        if size <= core.max_cell:
+            leaf = core.find_leaf(key)
+            keys = leaf.keys
+            i = bisect_left(keys, key)
+            if i < len(keys) and keys[i] == key:
+                vals = leaf.vals
+                old = vals[i]
+                if old.__class__ is bytes:
+                    used = leaf.used - len(old) + len(value)
+                    if used <= core.cap and (used >= core.min_fill or core.height == 1):
+                        if not leaf.pending:
+                            core.defer(leaf)
+                        vals[i] = value
+                        leaf.used = used
+                        return
+            else:
+                used = leaf.used + size
+                if used <= core.cap:
+                    if not leaf.pending:
+                        core.defer(leaf)
+                    keys.insert(i, key)
+                    leaf.vals.insert(i, value)
+                    leaf.used = used
+                    core.count += 1
+                    return
+        self._put_general(key, value)
+
+    def _put_general(self, key: bytes, value: bytes) -> None:
+        """Every put: values in overflow pages, a leaf that overflows (split) or falls
+        under a quarter full (merge), as well as the cases :meth:`_put` handles."""
         core = self._core
         stored: Value = value
         if _CELL_OVERHEAD + len(key) + len(value) > core.max_cell:
