@@ -17,8 +17,8 @@ over the copy the last durable checkpoint references:
 * ``checkpoint(meta)`` settles every deferred write (see ``_pool``), then writes every
   dirty page, the changed page-table pages and the free list (each to fresh slots),
   fsyncs, then writes the superblock slot ``seq % 2`` with the new roots and ``meta`` and
-  fsyncs again. The second fsync is the
-  commit point; before it, the previous checkpoint is intact, after it, the new one is.
+  fsyncs again. The second fsync is the commit point; before it, the previous checkpoint
+  is intact, after it, the new one is.
 * Every page written between checkpoints ``S`` and ``S+1`` carries epoch ``S+1`` in its
   header. Reading a slot the durable checkpoint references demands ``epoch <= S``.
 
