@@ -99,13 +99,20 @@ def finish(thread: threading.Thread, errors: list[BaseException]) -> None:
 # --- settle runs before the bytes are used, once --------------------------------------------
 
 
-def test_read_guard_sees_settled_bytes_settle_runs_once_and_extra_is_kept() -> None:
+def deferred_page(data: bytes) -> tuple[PageStore, int, object, Settler]:
+    """A memory store with one page whose ``extra`` is a marker, deferred with a settle
+    that writes ``data``: ``(store, page id, marker, settle)``."""
     store = PageStore.memory()
     pid = store.allocate()
     with store.read(pid) as page:
         page.extra = marker = object()
-    settle = Settler(b"settled")
+    settle = Settler(data)
     store.defer(pid, settle)
+    return store, pid, marker, settle
+
+
+def test_read_guard_sees_settled_bytes_settle_runs_once_and_extra_is_kept() -> None:
+    store, pid, marker, settle = deferred_page(b"settled")
     assert settle.calls == 0  # deferred: nothing written yet
     assert deferred(store) == 1
     assert store.stats()["pool_dirty"] == 1
@@ -148,12 +155,7 @@ def test_write_guard_sees_settled_bytes_and_writes_over_them() -> None:
 
 
 def test_patch_lands_after_settle_and_keeps_extra() -> None:
-    store = PageStore.memory()
-    pid = store.allocate()
-    with store.read(pid) as page:
-        page.extra = marker = object()
-    settle = Settler(b"AAAAAAAA")
-    store.defer(pid, settle)
+    store, pid, marker, settle = deferred_page(b"AAAAAAAA")
     store.patch(pid, 2, b"bb")
     assert settle.calls == 1
     assert deferred(store) == 0
