@@ -23,6 +23,7 @@ in ``docs/FORMAT.md``.
 """
 
 from ._fileio import FileIO, MemoryFile, OsFile
+from ._guards import PageReadGuard, PageWriteGuard
 from ._layout import (
     DEFAULT_PAGE_SIZE,
     FORMAT_VERSION,
@@ -31,7 +32,6 @@ from ._layout import (
     PAGE_HEADER_SIZE,
     PageId,
 )
-from ._pool import PageReadGuard, PageWriteGuard
 from ._replacer import ClockReplacer, LruReplacer, Replacer
 from ._store import DEFAULT_POOL_PAGES, PageStore
 from ._version import __version__
