@@ -20,7 +20,7 @@ import pytest
 from _btree_helpers import check_equal
 
 from index_db import BTree
-from index_db.btree import _node, _tree
+from index_db.btree import _node, _write
 from index_db.btree._node import Leaf
 from page_db import PageStore
 
@@ -171,14 +171,14 @@ def test_a_deferred_leaf_that_overflows_splits_in_memory(
     """A leaf whose page lags splits without touching a page byte: both halves deferred,
     encoded by the checkpoint, and the reopened tree equals the model."""
     splits: list[int] = []
-    real = _tree.split_deferred
+    real = _write.split_deferred
 
     def counting(core: Any, leaf: Leaf, *args: Any) -> Any:
         assert leaf.pending
         splits.append(leaf.pid)
         return real(core, leaf, *args)
 
-    monkeypatch.setattr(_tree, "split_deferred", counting)
+    monkeypatch.setattr(_write, "split_deferred", counting)
     path = str(tmp_path / "t.pages")
     rnd = random.Random(5)
     model: dict[bytes, bytes] = {}

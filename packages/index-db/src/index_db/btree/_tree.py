@@ -34,18 +34,11 @@ from ..errors import CorruptIndexError, IndexUsageError, KeyTooLargeError, Value
 from . import _layout as L
 from ._bulk import bulk_load
 from ._core import TreeCore, bytes_arg
-from ._node import (
-    Leaf,
-    OverflowRef,
-    Value,
-    cell_size,
-    leaf_delete_in_place,
-)
-from ._overflow import free_chain, read_chain, write_chain
-from ._rebalance import fix_up
+from ._node import Leaf
+from ._overflow import read_chain
 from ._scan import prefix_end, scan_forward, scan_reverse
-from ._split import add_to_full_leaf, split_deferred
 from ._verify import drop_tree, verify_tree
+from ._write import delete_key, put_general
 
 __all__ = ["BTree"]
 
@@ -295,7 +288,7 @@ class BTree:
 
     def _put(self, key: bytes, value: bytes) -> None:
         """The put itself (latch held, ``version`` odd): an inline value that fits its
-        leaf changes the decoded leaf alone; anything else takes :meth:`_put_general`."""
+        leaf changes the decoded leaf alone; anything else takes :func:`._write.put_general`."""
         core = self._core
         size = _CELL_OVERHEAD + len(key) + len(value)
         if size <= core.max_cell:
@@ -323,59 +316,7 @@ class BTree:
                     leaf.used = used
                     core.count += 1
                     return
-        self._put_general(key, value)
-
-    def _put_general(self, key: bytes, value: bytes) -> None:
-        """Every put: values in overflow pages, a leaf that overflows (split) or falls
-        under a quarter full (merge), as well as the cases :meth:`_put` handles."""
-        core = self._core
-        stored: Value = value
-        if _CELL_OVERHEAD + len(key) + len(value) > core.max_cell:
-            stored = OverflowRef(write_chain(self._store, value), len(value))
-        leaf = core.find_leaf(key)
-        keys = leaf.keys
-        i = bisect_left(keys, key)
-        found = i < len(keys) and keys[i] == key
-        old: Value | None = None
-        if found:
-            old = leaf.vals[i]
-            used = leaf.used - cell_size(key, old) + cell_size(key, stored)
-        else:
-            used = leaf.used + cell_size(key, stored) + L.SLOT_SIZE
-        if used <= core.cap:
-            # It fits: change the decoded leaf alone; its page is encoded once, when
-            # page-db needs the bytes (a guard, an eviction, the checkpoint).
-            if not leaf.pending:
-                core.defer(leaf)
-            if found:
-                leaf.vals[i] = stored
-                leaf.overflows += (stored.__class__ is not bytes) - (old.__class__ is not bytes)
-            else:
-                keys.insert(i, key)
-                leaf.vals.insert(i, stored)
-                leaf.overflows += stored.__class__ is not bytes
-                core.count += 1
-            leaf.used = used
-            if isinstance(old, OverflowRef):
-                free_chain(self._store, old.first, old.length, leaf.pid)
-            if used < core.min_fill and core.height > 1:  # a smaller value
-                fix_up(core, core.branch_path(key), leaf)
-            return
-        # It overflows: split. A leaf whose page is current splits by moving page bytes;
-        # one whose page lags (deferred) splits in memory, both halves deferred.
-        if not found:
-            core.count += 1
-        split: tuple[Leaf, bytes] | None
-        if leaf.pending:
-            split = split_deferred(core, leaf, i, key, stored, found, used)
-        else:
-            with self._store.write(leaf.pid) as page:
-                if found:
-                    leaf_delete_in_place(page.payload, leaf, i)
-                split = add_to_full_leaf(core, page, leaf, i, key, stored)
-        if isinstance(old, OverflowRef):
-            free_chain(self._store, old.first, old.length, leaf.pid)
-        fix_up(core, core.branch_path(key), leaf, split)
+        put_general(core, key, value)
 
     def delete(self, key: bytes) -> bool:
         """Remove ``key``.
@@ -396,31 +337,12 @@ class BTree:
             try:
                 if core.hot:
                     core.forget(key)
-                return self._delete(key)
+                return delete_key(core, key)
             except BaseException as exc:
                 core.broken = exc
                 raise
             finally:
                 core.end_write()
-
-    def _delete(self, key: bytes) -> bool:
-        core = self._core
-        leaf = core.find_leaf(key)
-        i = bisect_left(leaf.keys, key)
-        if i == len(leaf.keys) or leaf.keys[i] != key:
-            return False
-        if not leaf.pending:
-            core.defer(leaf)
-        del leaf.keys[i]
-        old = leaf.vals.pop(i)
-        leaf.used -= cell_size(key, old) + L.SLOT_SIZE
-        leaf.overflows -= old.__class__ is not bytes
-        core.count -= 1
-        if isinstance(old, OverflowRef):
-            free_chain(self._store, old.first, old.length, leaf.pid)
-        if core.height > 1 and leaf.used < core.min_fill:
-            fix_up(core, core.branch_path(key), leaf)
-        return True
 
     # --- scans ---------------------------------------------------------------------------
     def range(
