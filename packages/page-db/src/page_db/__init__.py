@@ -16,10 +16,10 @@ Quick start::
 
 Layers in this package (each module opens with its theory of operation):
 ``_layout`` (byte widths), ``_codec`` (pure page encode/decode), ``_fileio`` (the one I/O
-seam), ``_replacer`` (clock/LRU), ``_pool`` (frames, pins, guards), ``_pagetable`` and
-``_load`` (the persistent page table and validated open), ``_shadow`` (shadow-paged writes
-and checkpoints), ``_store`` (wiring). The frozen surface is listed in ``docs/API.md``; bytes
-in ``docs/FORMAT.md``.
+seam), ``_replacer`` (clock/LRU), ``_pool`` (frames, pins, deferred writes), ``_guards``
+(page guards), ``_pagetable`` and ``_load`` (the persistent page table and validated open),
+``_shadow`` (shadow-paged writes and checkpoints), ``_store`` (wiring). The frozen surface
+is listed in ``docs/API.md``; bytes in ``docs/FORMAT.md``.
 """
 
 from ._fileio import FileIO, MemoryFile, OsFile
